@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TWILL_DATAPATH_H
+#define TWILL_DATAPATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../bpf/twill_common.h"
+
+/*
+ * The BPF dataplane: the only module that includes the generated skeleton.
+ * The agent loads and pins it; the CNI plugin and twillctl open the pinned objects.
+ */
+struct datapath;
+
+/* Loads the programs, reusing maps already pinned in pin_dir so a restart keeps state. */
+int datapath_load_and_pin(const char *pin_dir, struct datapath **out);
+/* Opens what the agent pinned; -ENOENT when no dataplane is loaded. */
+int datapath_open_pinned(const char *pin_dir, struct datapath **out);
+void datapath_close(struct datapath *dp);
+/* Removes the pins (the agent's explicit cleanup). */
+int datapath_unpin(const char *pin_dir);
+
+int datapath_attach_pod(struct datapath *dp, int host_ifindex);   /* TC ingress */
+int datapath_attach_wg(struct datapath *dp, int wg_ifindex);      /* TC ingress */
+int datapath_attach_guard(struct datapath *dp, int underlay_ifindex); /* TC egress */
+int datapath_detach(int ifindex, bool egress);
+/* Which twill program (if any) is attached there: name copied into prog_name. */
+int datapath_query_attached(int ifindex, bool egress, char *prog_name, size_t len);
+
+int datapath_config_set(struct datapath *dp, const struct twill_config *cfg);
+int datapath_config_get(struct datapath *dp, struct twill_config *cfg);
+
+int datapath_route_set(struct datapath *dp, const struct twill_route_key *key,
+		       const struct twill_route_value *value);
+int datapath_route_delete(struct datapath *dp, const struct twill_route_key *key);
+int datapath_route_list(struct datapath *dp, struct twill_route_key **keys,
+			struct twill_route_value **values, size_t *count);
+
+int datapath_endpoint_set(struct datapath *dp, const struct twill_endpoint_key *key,
+			  const struct twill_endpoint_value *value);
+int datapath_endpoint_delete(struct datapath *dp, const struct twill_endpoint_key *key);
+int datapath_endpoint_list(struct datapath *dp, struct twill_endpoint_key **keys,
+			   struct twill_endpoint_value **values, size_t *count);
+
+/* Sums the per-CPU counters: out has TWILL_R_MAX entries. */
+int datapath_counters_read(struct datapath *dp, struct twill_counter *out);
+
+#endif

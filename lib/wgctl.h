@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TWILL_WGCTL_H
+#define TWILL_WGCTL_H
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "wgkey.h"
+
+/*
+ * One interface to a WireGuard device, two back ends: kernel WireGuard over generic
+ * netlink, and userspace WireGuard (wireguard-go, boringtun) over its UAPI socket.
+ */
+enum wg_backend { WG_BACKEND_AUTO, WG_BACKEND_KERNEL, WG_BACKEND_USERSPACE };
+
+struct wg_allowed_ip {
+	int family;               /* AF_INET or AF_INET6 */
+	union {
+		struct in_addr ip4;
+		struct in6_addr ip6;
+	};
+	uint8_t cidr;
+};
+
+union wg_endpoint {
+	struct sockaddr addr;
+	struct sockaddr_in addr4;
+	struct sockaddr_in6 addr6;
+};
+
+#define WG_PEER_REMOVE            (1u << 0)
+#define WG_PEER_REPLACE_ALLOWEDIPS (1u << 1)
+#define WG_PEER_HAS_ENDPOINT      (1u << 2)
+#define WG_PEER_HAS_KEEPALIVE     (1u << 3)
+
+struct wg_peer {
+	uint8_t public_key[WG_KEY_LEN];
+	uint32_t flags;                 /* WG_PEER_* when setting */
+	union wg_endpoint endpoint;     /* family 0 when none */
+	uint16_t keepalive_interval;    /* seconds, 0 = off */
+	struct wg_allowed_ip *allowed_ips;
+	size_t n_allowed_ips;
+	/* read back only */
+	int64_t last_handshake_sec;     /* unix seconds, 0 = never */
+	uint64_t rx_bytes, tx_bytes;
+};
+
+#define WG_DEVICE_HAS_PRIVATE_KEY (1u << 0)
+#define WG_DEVICE_HAS_LISTEN_PORT (1u << 1)
+#define WG_DEVICE_REPLACE_PEERS   (1u << 2)
+
+struct wg_device {
+	char name[IF_NAMESIZE];
+	int ifindex;
+	uint32_t flags;                 /* WG_DEVICE_* when setting */
+	uint8_t private_key[WG_KEY_LEN];
+	uint8_t public_key[WG_KEY_LEN];
+	uint16_t listen_port;
+	struct wg_peer *peers;
+	size_t n_peers;
+};
+
+struct wgctl;
+
+/* AUTO picks kernel when the "wireguard" genetlink family exists, userspace otherwise. */
+int wgctl_open(const char *ifname, enum wg_backend backend, struct wgctl **out);
+void wgctl_close(struct wgctl *wg);
+enum wg_backend wgctl_backend(const struct wgctl *wg);
+const char *wg_backend_name(enum wg_backend backend);
+bool wgctl_device_exists(struct wgctl *wg);
+/* Kernel: RTM_NEWLINK kind wireguard. Userspace: starts wireguard-go and waits for the socket. */
+int wgctl_create_device(struct wgctl *wg);
+int wgctl_delete_device(struct wgctl *wg);
+int wgctl_get(struct wgctl *wg, struct wg_device **out);
+/* Applies only what is in dev: flags say which device fields, peers carry their own flags. */
+int wgctl_set(struct wgctl *wg, const struct wg_device *dev);
+void wg_device_free(struct wg_device *dev);
+
+#endif
