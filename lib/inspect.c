@@ -523,10 +523,17 @@ cleanup:
 	return ret;
 }
 
+/* The CNI plugin names host veths "tw" and 13 hex digits; "twill0" is not one. */
 static bool is_pod_veth(const struct inspect_link *l)
 {
-	return !strncmp(l->info.name, INSPECT_VETH_PREFIX, strlen(INSPECT_VETH_PREFIX)) &&
-	       (!l->info.kind[0] || !strcmp(l->info.kind, "veth"));
+	const char *name = l->info.name;
+	size_t plen = strlen(INSPECT_VETH_PREFIX);
+
+	if (strncmp(name, INSPECT_VETH_PREFIX, plen) || strlen(name) != IF_NAMESIZE - 1)
+		return false;
+	if (strspn(name + plen, "0123456789abcdef") != strlen(name + plen))
+		return false;
+	return !l->info.kind[0] || !strcmp(l->info.kind, "veth");
 }
 
 static struct inspect_pod_row *pod_row_for(struct inspect_pod_row *rows, size_t n,
