@@ -54,7 +54,7 @@ int wg_kernel_build_getfamily(void *buf, size_t buflen, uint32_t seq)
 
 	if (!fits_header(buflen, sizeof(struct genlmsghdr)))
 		return -EMSGSIZE;
-	memset(buf, 0, MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct genlmsghdr)));
+	memset(buf, 0, buflen); /* libmnl leaves attribute padding unwritten */
 	nlh = genl_put_header(buf, GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, seq,
 			      CTRL_CMD_GETFAMILY, 1);
 	if (!mnl_attr_put_strz_check(nlh, buflen, CTRL_ATTR_FAMILY_NAME, WG_GENL_NAME))
@@ -109,7 +109,7 @@ int wg_kernel_build_get(void *buf, size_t buflen, uint16_t family_id, uint32_t s
 		return -EINVAL;
 	if (!fits_header(buflen, sizeof(struct genlmsghdr)))
 		return -EMSGSIZE;
-	memset(buf, 0, MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct genlmsghdr)));
+	memset(buf, 0, buflen); /* libmnl leaves attribute padding unwritten */
 	nlh = genl_put_header(buf, family_id, NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP, seq,
 			      WG_CMD_GET_DEVICE, WG_GENL_VERSION);
 	if (!mnl_attr_put_strz_check(nlh, buflen, WGDEVICE_A_IFNAME, ifname))
@@ -444,7 +444,7 @@ int wg_kernel_build_set(void *buf, size_t buflen, uint16_t family_id, uint32_t s
 		return ret;
 	if (!fits_header(buflen, sizeof(struct genlmsghdr)))
 		return -EMSGSIZE;
-	memset(buf, 0, MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct genlmsghdr)));
+	memset(buf, 0, buflen); /* libmnl leaves attribute padding unwritten */
 	nlh = genl_put_header(buf, family_id, NLM_F_REQUEST | NLM_F_ACK, seq,
 			      WG_CMD_SET_DEVICE, WG_GENL_VERSION);
 	if (!mnl_attr_put_strz_check(nlh, buflen, WGDEVICE_A_IFNAME, dev->name))
@@ -550,7 +550,7 @@ int wg_kernel_build_newlink(void *buf, size_t buflen, uint32_t seq, const char *
 		return -EINVAL;
 	if (!fits_header(buflen, sizeof(struct ifinfomsg)))
 		return -EMSGSIZE;
-	memset(buf, 0, MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct ifinfomsg)));
+	memset(buf, 0, buflen);
 	nlh = rtnl_put_header(buf, RTM_NEWLINK,
 			      NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq);
 	if (!mnl_attr_put_strz_check(nlh, buflen, IFLA_IFNAME, ifname))
@@ -570,7 +570,7 @@ int wg_kernel_build_dellink(void *buf, size_t buflen, uint32_t seq, const char *
 		return -EINVAL;
 	if (!fits_header(buflen, sizeof(struct ifinfomsg)))
 		return -EMSGSIZE;
-	memset(buf, 0, MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct ifinfomsg)));
+	memset(buf, 0, buflen);
 	nlh = rtnl_put_header(buf, RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, seq);
 	if (!mnl_attr_put_strz_check(nlh, buflen, IFLA_IFNAME, ifname))
 		return -EMSGSIZE;
