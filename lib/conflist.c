@@ -45,7 +45,13 @@ int conflist_render(const struct conflist_params *p, char **out)
 	json_decref(root);
 	if (!text)
 		return -ENOMEM;
-	*out = text;
+	/* a text file ends in a newline (cat, diff and editors expect one) */
+	*out = realloc(text, strlen(text) + 2);
+	if (!*out) {
+		free(text);
+		return -ENOMEM;
+	}
+	strcat(*out, "\n");
 	return 0;
 }
 

@@ -76,6 +76,22 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return errno || end == s || *end || *out > max || *s == '-' ? -EINVAL : 0;
 }
 
+/*
+ * The CNI plugin runs from the runtime's working folder and the conflist must name
+ * absolute paths: anchor relative ones at ours. Returns a malloc'ed path (leaked on
+ * purpose: it lives as long as the process).
+ */
+static const char *absolute(const char *path)
+{
+	char cwd[PATH_MAX], *out;
+
+	if (!path || path[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+		return path;
+	if (asprintf(&out, "%s/%s", cwd, path) < 0)
+		return path;
+	return out;
+}
+
 enum {
 	OPT_TOPOLOGY = 256, OPT_NODE, OPT_STATE_DIR, OPT_CNI_CONF_DIR, OPT_BPF_PIN_DIR,
 	OPT_WG_DEVICE, OPT_WG_BACKEND, OPT_LISTEN_PORT, OPT_KEEPALIVE, OPT_CLUSTER_CIDR,
@@ -206,6 +222,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(level);
+	cfg.topology_path = absolute(cfg.topology_path);
+	cfg.state_dir = absolute(cfg.state_dir);
+	cfg.cni_conf_dir = absolute(cfg.cni_conf_dir);
+	cfg.bpf_pin_dir = absolute(cfg.bpf_pin_dir);
+	log_file = absolute(log_file);
 	if (log_file) {
 		ret = log_open_file(log_file);
 		if (ret < 0) {
