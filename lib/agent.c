@@ -607,7 +607,8 @@ out:
 			       st.routes_changed || st.routes_removed || st.bpf_changed ||
 			       st.bpf_removed;
 
-		log_msg(changed ? TWILL_LOG_INFO : TWILL_LOG_DEBUG,
+		/* the first reconcile says what a restarted agent adopted */
+		log_msg(changed || a->reconciles == 1 ? TWILL_LOG_INFO : TWILL_LOG_DEBUG,
 			"agent: reconciled %zu nodes: peers +%zu -%zu ~%zu =%zu, routes ~%zu -%zu, "
 			"bpf ~%zu -%zu, mtu %u, dataplane %s, %.1f ms (parse %.1f, diff %.1f, apply %.1f)",
 			st.nodes, st.peers_added, st.peers_removed, st.peers_updated,
