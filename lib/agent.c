@@ -227,6 +227,21 @@ static int ensure_device(struct agent *a, const struct topo_node *self, struct w
 	return 0;
 }
 
+/* Kernel routes are the fallback path between pods and WireGuard: they need forwarding. */
+static void ensure_forwarding(void)
+{
+	char buf[8] = "";
+	int ret;
+
+	if (sysctl_read("net.ipv4.ip_forward", buf, sizeof(buf)) == 0 && buf[0] == '1')
+		return;
+	ret = sysctl_write("net.ipv4.ip_forward", "1");
+	if (ret < 0)
+		log_warn("agent: cannot enable net.ipv4.ip_forward: %s", strerror(-ret));
+	else
+		log_info("agent: enabled net.ipv4.ip_forward");
+}
+
 static struct in_addr node_gateway(const struct topo_node *self)
 {
 	struct in_addr gw = { .s_addr = htonl(ntohl(self->pod_net.s_addr) + 1) };
@@ -517,6 +532,7 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 			goto cleanup;
 		}
 	}
+	ensure_forwarding();
 	want.ifindex = link.ifindex;
 	want.mtu = a->mtu;
 	want.scope_link = true;
