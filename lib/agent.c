@@ -332,13 +332,18 @@ static int apply_bpf(struct agent *a, const struct topo_node *self, const struct
 		log_info("agent: BPF dataplane loaded and pinned in '%s'", a->cfg.bpf_pin_dir);
 		a->dp_failed_logged = false;
 	}
+	/* Start from what is there: fields the agent does not own (flags) are kept. */
+	bool have_cur = datapath_config_get(a->dp, &cur) == 0;
+
+	if (have_cur)
+		cfg = cur;
 	cfg.cluster_addr = a->cfg.cluster_net.s_addr;
 	cfg.cluster_prefixlen = a->cfg.cluster_prefixlen;
 	cfg.node_addr = self->pod_net.s_addr;
 	cfg.node_prefixlen = self->pod_prefixlen;
 	cfg.wg_ifindex = (__u32)wg_ifindex;
 	cfg.strict = a->cfg.strict;
-	if (datapath_config_get(a->dp, &cur) < 0 || memcmp(&cur, &cfg, sizeof(cfg)) != 0) {
+	if (!have_cur || memcmp(&cur, &cfg, sizeof(cfg)) != 0) {
 		ret = datapath_config_set(a->dp, &cfg);
 		if (ret < 0) {
 			set_error(a, "cannot write the BPF config map: %s", strerror(-ret));
