@@ -181,4 +181,51 @@ grep -q "exited before writing its CNI config" "$WORK/up3.out" || { cat "$WORK/u
 snapshot "$WORK/after3"
 compare "$WORK/before3" "$WORK/after3" "" || fail "a failed up left something"
 echo "ok: failed up cleans up after itself"
+
+# 5. pods through both CNI client paths, with a stand-in agent that configures Debian's
+# ptp plugin: exercises CNI ADD/DEL and libcni's cache independently of twilld
+if [ -x /usr/lib/cni/ptp ] && [ -x /usr/lib/cni/host-local ]; then
+	cat > "$WORK/fake/tools/twilld" <<'EOF'
+#!/bin/bash
+# stand-in agent: a key, a ptp conflist for the node's pod CIDR, then it idles
+if [ "$1" = --show-public-key ]; then
+	[ -f "$3/private.key" ] || (umask 077 && wg genkey > "$3/private.key")
+	wg pubkey < "$3/private.key"
+	exit 0
+fi
+[ "$1" = cleanup ] && exit 0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--node) node=$2 ;; --state-dir) st=$2 ;; --cni-conf-dir) cd=$2 ;; --topology) topo=$2 ;;
+	esac
+	shift
+done
+cidr=$(jq -r --arg n "$node" '.items[] | select(.metadata.name == $n) | .spec.podCIDR' "$topo")
+jq -n --arg cidr "$cidr" --arg dir "$st/ipam" '{cniVersion: "1.0.0", name: "twill", plugins: [
+	{type: "ptp", mtu: 1440, ipam: {type: "host-local", subnet: $cidr, dataDir: $dir}},
+	{type: "portmap", capabilities: {portMappings: true}}]}' > "$cd/10-twill.conflist.tmp"
+mv "$cd/10-twill.conflist.tmp" "$cd/10-twill.conflist"
+while sleep 1; do :; done
+EOF
+	for client in cnitool direct; do
+		snapshot "$WORK/before5"
+		if ! "$LAB_BIN" up --prefix "$P" --build-dir "$WORK/fake" --nodes 2 --pods-per-node 2 \
+			--cni-client "$client" > "$WORK/up5.out" 2>&1; then
+			if grep -q "cnitool not found" "$WORK/up5.out"; then
+				echo "(no cnitool here: that client is not tested)"
+				continue
+			fi
+			cat "$WORK/up5.out"
+			fail "up with a stand-in agent failed ($client)"
+		fi
+		lab exec n1-p1 -- ping -c 1 -W 2 "$(lab ip n1-p2)" > /dev/null || fail "pods on n1 cannot talk ($client)"
+		mapfile -t pods < <(ip netns list | awk '{print $1}' | grep -E "^$P-n[0-9]+-p[0-9]+$" || true)
+		[ "${#pods[@]}" -eq 4 ] || fail "expected 4 pod namespaces, got ${#pods[@]}"
+		ids=$(printf '%s\n' "${pods[@]}" | cache_ids)
+		lab down > /dev/null 2>&1
+		snapshot "$WORK/after5"
+		compare "$WORK/before5" "$WORK/after5" "$ids" || fail "up + down with pods ($client) left something"
+		echo "ok: pods through $client, then down"
+	done
+fi
 echo "PASS"
