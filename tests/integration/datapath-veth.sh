@@ -114,15 +114,20 @@ dp "$N2" attach-pod "$PIN2" dph3
 
 echo "== same node: pod1 -> pod2, veth to veth"
 before=$(counter "$N1" "$PIN1" to_local_pod)
-in_ns "$P1" ping -c 3 -i 0.2 -W 2 10.77.1.6 >/dev/null || fail "same-node ping"
+in_ns "$P1" ping -c 3 -i 0.2 -W 2 10.77.1.6 > "$TMP/ping1" || fail "same-node ping"
 after=$(counter "$N1" "$PIN1" to_local_pod)
 [ $((after - before)) -ge 6 ] || fail "to_local_pod rose by $((after - before)), want >= 6"
 echo "ok: to_local_pod +$((after - before))"
+# one routing hop, as with kernel forwarding: the reply left pod2 with TTL 64
+grep -q 'ttl=63' "$TMP/ping1" || { cat "$TMP/ping1"; fail "same-node reply TTL is not 63"; }
+echo "ok: TTL decremented once on the same node"
 
 echo "== cross node: pod1 -> WireGuard -> pod3 (ICMP), underlay captured"
 in_ns "$N2" timeout 20 tcpdump -i ul0 -n -U -w "$TMP/ul.pcap" >/dev/null 2>&1 & PIDS+=($!)
 sleep 1
-in_ns "$P1" ping -c 5 -i 0.2 -W 2 10.77.2.5 >/dev/null || fail "cross-node ping"
+in_ns "$P1" ping -c 5 -i 0.2 -W 2 10.77.2.5 > "$TMP/ping2" || fail "cross-node ping"
+grep -q 'ttl=62' "$TMP/ping2" || { cat "$TMP/ping2"; fail "cross-node reply TTL is not 62"; }
+echo "ok: TTL decremented once per node (62)"
 echo "== cross node: TCP (iperf3, 2 s)"
 in_ns "$P3" timeout 15 iperf3 -s -1 -p 5201 >/dev/null 2>&1 & PIDS+=($!)
 sleep 0.5
@@ -179,11 +184,27 @@ after=$(counter "$N1" "$PIN1" to_local_pod)
 [ $((after - before)) -ge 4 ] || fail "to_local_pod rose by $((after - before)), want >= 4"
 echo "ok: both delivery modes work"
 
-echo "== agent restart: reload keeps routes, endpoints and counters"
+echo "== agent restart under traffic: reload and re-attach keep a TCP flow and the state"
+dp "$N1" config "$PIN1" 10.77.0.0/16 10.77.1.0/24 "$WG1" 1
+dp "$N2" config "$PIN2" 10.77.0.0/16 10.77.2.0/24 "$WG2" 1
+in_ns "$P3" timeout 20 iperf3 -s -1 -p 5203 >/dev/null 2>&1 & PIDS+=($!)
+sleep 0.5
+in_ns "$P1" timeout 20 iperf3 -c 10.77.2.5 -p 5203 -t 4 > "$TMP/iperf3.txt" 2>&1 & IPERF=$!
+sleep 1.5
 before=$(counter "$N1" "$PIN1" to_wireguard)
-dp "$N1" load "$PIN1"
+for n in "$N1:$PIN1:$WG1:dph1 dph2" "$N2:$PIN2:$WG2:dph3"; do
+	IFS=: read -r ns pin wgdev pods <<< "$n"
+	dp "$ns" load "$pin"
+	dp "$ns" attach-wg "$pin" "$wgdev"
+	dp "$ns" attach-guard "$pin" ul0
+	for p in $pods; do dp "$ns" attach-pod "$pin" "$p"; done
+done
 after=$(counter "$N1" "$PIN1" to_wireguard)
 [ "$after" -ge "$before" ] || fail "counters reset by the reload"
+wait "$IPERF" || { cat "$TMP/iperf3.txt"; fail "TCP flow broke across the reload"; }
+grep -E 'receiver' "$TMP/iperf3.txt" || true
+echo "ok: TCP flow completed across reload + re-attach"
 in_ns "$P1" ping -c 2 -i 0.2 -W 2 10.77.2.5 >/dev/null || fail "cross-node ping after reload"
+in_ns "$P1" ping -c 2 -i 0.2 -W 2 10.77.1.6 >/dev/null || fail "same-node ping after reload"
 
 echo "PASS"
