@@ -105,9 +105,6 @@ dp "$N2" attach-guard "$PIN2" ul0
 dp "$N1" endpoint "$PIN1" 10.77.1.5 dph1 "$(pod_mac "$P1")"
 dp "$N1" endpoint "$PIN1" 10.77.1.6 dph2 "$(pod_mac "$P2")"
 dp "$N2" endpoint "$PIN2" 10.77.2.5 dph3 "$(pod_mac "$P3")"
-dp "$N1" attach-pod "$PIN1" dph1
-dp "$N1" attach-pod "$PIN1" dph2
-dp "$N2" attach-pod "$PIN2" dph3
 [ "$(dp "$N1" query dph1 ingress)" = twill_pod_ingress ] || fail "query on dph1"
 [ "$(dp "$N1" query "$WG1" ingress)" = twill_wg_ingress ] || fail "query on $WG1"
 [ "$(dp "$N1" query ul0 egress)" = twill_underlay_guard ] || fail "query on ul0"
@@ -206,5 +203,15 @@ grep -E 'receiver' "$TMP/iperf3.txt" || true
 echo "ok: TCP flow completed across reload + re-attach"
 in_ns "$P1" ping -c 2 -i 0.2 -W 2 10.77.2.5 >/dev/null || fail "cross-node ping after reload"
 in_ns "$P1" ping -c 2 -i 0.2 -W 2 10.77.1.6 >/dev/null || fail "same-node ping after reload"
+
+echo "== CNI DEL: pod2 unregistered, its address is dropped (strict), not routed"
+dp "$N1" pod-del "$PIN1" 10.77.1.6 dph2
+[ -z "$(dp "$N1" query dph2 ingress 2>/dev/null)" ] || fail "pod program still on dph2"
+before=$(counter "$N1" "$PIN1" drop_no_route)
+in_ns "$P1" ping -c 1 -W 1 10.77.1.6 >/dev/null && fail "unregistered pod still reached"
+after=$(counter "$N1" "$PIN1" drop_no_route)
+[ $((after - before)) -ge 1 ] || fail "drop_no_route rose by $((after - before))"
+dp "$N1" pod-del "$PIN1" 10.77.1.6 dph2 || fail "second DEL is not idempotent"
+echo "ok: DEL removed the endpoint and the filter"
 
 echo "PASS"

@@ -7,7 +7,8 @@
  *   load PIN | unpin PIN | counters PIN
  *   config PIN CLUSTER/LEN NODE/LEN WG_IFNAME STRICT(0|1) [FLAGS]
  *   route PIN CIDR/LEN IFNAME NODE_ADDR | route-del PIN CIDR/LEN
- *   endpoint PIN POD_IP HOST_IFNAME POD_MAC
+ *   endpoint PIN POD_IP HOST_IFNAME POD_MAC   (datapath_pod_add: register + attach)
+ *   pod-del PIN POD_IP HOST_IFNAME                 (datapath_pod_del)
  *   attach-pod|attach-wg|attach-guard PIN IFNAME
  *   query IFNAME ingress|egress
  */
@@ -150,9 +151,18 @@ static int run(int argc, char **argv)
 				v.pod_mac[i] = (__u8)m[i];
 			v.host_ifindex = (__u32)ifindex_of(argv[4]);
 			err = hwaddr_of(argv[4], v.host_mac);
+			/* what the CNI plugin does on ADD: register, then attach */
 			if (!err)
-				err = datapath_endpoint_set(dp, &k, &v);
+				err = datapath_pod_add(dp, k.addr, (int)v.host_ifindex, v.pod_mac,
+						       v.host_mac);
 		}
+	} else if (strcmp(cmd, "pod-del") == 0 && argc == 5) {
+		struct in_addr ip;
+
+		if (inet_pton(AF_INET, argv[3], &ip) != 1)
+			err = -EINVAL;
+		else
+			err = datapath_pod_del(dp, ip.s_addr, (int)if_nametoindex(argv[4]));
 	} else if (strncmp(cmd, "attach-", 7) == 0 && argc == 4) {
 		int idx = ifindex_of(argv[3]);
 
