@@ -29,7 +29,7 @@
 #include "wg_uapi.h"
 
 #define UAPI_IO_TIMEOUT_SEC 30
-#define UAPI_MAX_REPLY (256u << 20)
+#define UAPI_MAX_REPLY (64u << 20)
 
 int wg_uapi_socket_path(const char *ifname, char *buf, size_t len)
 {
@@ -693,6 +693,19 @@ int wg_uapi_start(const char *program, const char *ifname, int timeout_ms)
 		return ret;
 	}
 	if (pid == 0) {
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		sigset_t none;
+
+		/*
+		 * The daemon outlives us and must not inherit the agent's signal set-up (a
+		 * blocked SIGTERM, an ignored SIGPIPE) nor its session, where a terminal's
+		 * Ctrl-C or a SIGHUP to the agent's group would take the dataplane down.
+		 */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (int sig = 1; sig < NSIG; sig++)
+			sigaction(sig, &dfl, NULL);
+		setsid();
 		/* stdout may be a CNI result or a pipe someone parses: the daemon talks to stderr. */
 		if (dup2(devnull, STDIN_FILENO) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
 			_exit(127);
@@ -708,6 +721,11 @@ int wg_uapi_start(const char *program, const char *ifname, int timeout_ms)
 
 		if (r == pid)
 			break;
+		if (r < 0 && errno == ECHILD) {
+			/* SIGCHLD ignored by the caller: the kernel reaped it, the socket will tell. */
+			status = 0;
+			break;
+		}
 		if (r < 0 && errno != EINTR) {
 			ret = -errno;
 			goto cleanup;
