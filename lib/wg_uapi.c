@@ -507,7 +507,8 @@ static int uapi_exchange(const char *ifname, const char *req, size_t reqlen, cha
 	if (ret < 0) {
 		log_err("wg uapi: cannot connect to the socket of '%s': %s", ifname,
 			strerror(-ret));
-		return ret;
+		/* No socket, or nobody behind it: to callers, like the kernel, no device. */
+		return ret == -ENOENT || ret == -ECONNREFUSED ? -ENODEV : ret;
 	}
 	while (sent < reqlen) {
 		ssize_t n = send(fd, req + sent, reqlen - sent, MSG_NOSIGNAL);
