@@ -505,8 +505,8 @@ static int uapi_exchange(const char *ifname, const char *req, size_t reqlen, cha
 
 	ret = uapi_connect(ifname, &fd);
 	if (ret < 0) {
-		log_err("wg uapi: cannot connect to the socket of '%s': %s", ifname,
-			strerror(-ret));
+		log_err("wg uapi: cannot connect to '%s/%s.sock' of device '%s': %s",
+			TWILL_DEFAULT_WG_RUN_DIR, ifname, ifname, strerror(-ret));
 		/* No socket, or nobody behind it: to callers, like the kernel, no device. */
 		return ret == -ENOENT || ret == -ECONNREFUSED ? -ENODEV : ret;
 	}
