@@ -854,9 +854,14 @@ static void watch_publish(struct kube_watch *w)
 		w->publish_failures = 0;
 		return;
 	}
-	if (ret == -ENOENT)
+	if (ret == -ENOENT) {
+		/* no timer: watch_check_key asks again when the node's ADDED event comes */
 		log_warn("kube: node '%s' is not registered yet; will publish its key when "
 			 "it appears", w->node_name);
+		w->publish_needed = false;
+		w->publish_failures = 0;
+		return;
+	}
 	w->publish_at = now_ms() + backoff_ms(w, w->publish_failures++,
 					      KUBE_PUBLISH_BACKOFF_MAX_MS);
 }
