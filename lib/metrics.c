@@ -1,2 +1,152 @@
 // SPDX-License-Identifier: Apache-2.0
-/* placeholder: implemented in its own change */
+/*
+ * Prometheus text over HTTP/1.0, one connection at a time. The agent is single
+ * threaded: a client gets one second to send its request head, so a stuck scraper
+ * can delay a reconcile by at most that.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+
+struct metrics {
+	int fd;
+};
+
+int metrics_open(const char *addr, struct metrics **out)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	struct metrics *m = NULL;
+	char host[256];
+	const char *colon = strrchr(addr, ':'), *h = host;
+	int one = 1, fd = -1, ret, r;
+
+	if (!colon || !colon[1] || (size_t)(colon - addr) >= sizeof(host)) {
+		log_err("metrics: address '%s' is not ADDR:PORT", addr);
+		return -EINVAL;
+	}
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		host[strlen(host) - 1] = '\0';
+		h = host + 1;
+	}
+	r = getaddrinfo(*h ? h : NULL, colon + 1, &hints, &res);
+	if (r != 0) {
+		log_err("metrics: address '%s': %s", addr, gai_strerror(r));
+		return -EINVAL;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 16) < 0) {
+		ret = -errno;
+		log_err("metrics: cannot listen on '%s': %s", addr, strerror(errno));
+		goto cleanup;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	m->fd = fd;
+	fd = -1;
+	*out = m;
+	ret = 0;
+	log_info("metrics: serving Prometheus text on '%s'", addr);
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return ret;
+}
+
+void metrics_close(struct metrics *m)
+{
+	if (!m)
+		return;
+	close(m->fd);
+	free(m);
+}
+
+int metrics_fd(const struct metrics *m)
+{
+	return m->fd;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int metrics_serve(struct metrics *m, int (*render)(void *arg, char **text, size_t *len), void *arg)
+{
+	struct timeval tv = { .tv_sec = 1 };
+	char req[4096], head[256];
+	size_t got = 0, len = 0;
+	char *text = NULL;
+	int c, ret = 0;
+
+	c = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	/* Read the request head (to its blank line) so the client sees a clean close. */
+	while (got < sizeof(req) - 1) {
+		ssize_t n = recv(c, req + got, sizeof(req) - 1 - got, 0);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		req[got] = '\0';
+		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
+			break;
+	}
+	req[got] = '\0';
+	if (strncmp(req, "GET ", 4) != 0) {
+		static const char bad[] = "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n";
+
+		ret = write_all(c, bad, sizeof(bad) - 1);
+		goto cleanup;
+	}
+	ret = render(arg, &text, &len);
+	if (ret < 0) {
+		static const char err[] = "HTTP/1.0 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
+
+		write_all(c, err, sizeof(err) - 1);
+		goto cleanup;
+	}
+	snprintf(head, sizeof(head),
+		 "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+		 "Content-Length: %zu\r\nConnection: close\r\n\r\n", len);
+	ret = write_all(c, head, strlen(head));
+	if (ret == 0)
+		ret = write_all(c, text, len);
+cleanup:
+	free(text);
+	close(c);
+	return ret;
+}

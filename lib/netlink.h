@@ -27,6 +27,9 @@ int nl_link_set_up(int ifindex);
 int nl_link_set_mtu(int ifindex, unsigned int mtu);
 int nl_link_delete(int ifindex);
 int nl_link_list(struct nl_link_info **out, size_t *count);
+/* The kernel's ifalias: the plugin tags its host veths with their owner. */
+int nl_link_set_alias(int ifindex, const char *alias);
+int nl_link_get_alias(int ifindex, char *buf, size_t len);   /* -ENODATA when unset */
 
 /* Creates host_name here and peer_name in the namespace open at peer_netns_fd. */
 int nl_veth_create(const char *host_name, const char *peer_name, int peer_netns_fd,
@@ -53,6 +56,7 @@ int nl_route_list(int ifindex, struct nl_route **out, size_t *count);
 
 int nl_neigh_add_permanent(int ifindex, struct in_addr ip, const uint8_t mac[6]);
 
+/* path: "/proc/sys/net/ipv4/ip_forward", "net/ipv4/ip_forward" or "net.ipv4.ip_forward" */
 int sysctl_write(const char *path, const char *value);
 int sysctl_read(const char *path, char *buf, size_t len);
 

@@ -1,2 +1,189 @@
 // SPDX-License-Identifier: Apache-2.0
-/* placeholder: implemented in its own change */
+/*
+ * <state_dir>/node.json: what the agent tells the CNI plugin and twillctl. Written
+ * atomically; read as untrusted input (a corrupt file must not crash the plugin).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "atomicfile.h"
+#include "log.h"
+#include "nodestate.h"
+
+#define NODESTATE_FILE "node.json"
+
+static int cidr_to_string(struct in_addr net, uint8_t len, char *buf, size_t size)
+{
+	char a[INET_ADDRSTRLEN];
+
+	if (!inet_ntop(AF_INET, &net, a, sizeof(a)))
+		return -EINVAL;
+	snprintf(buf, size, "%s/%u", a, len);
+	return 0;
+}
+
+static int cidr_from_string(const char *s, struct in_addr *net, uint8_t *len)
+{
+	char buf[INET_ADDRSTRLEN + 4];
+	char *slash, *end;
+	unsigned long l;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (!slash)
+		return -EINVAL;
+	*slash = '\0';
+	if (inet_pton(AF_INET, buf, net) != 1)
+		return -EINVAL;
+	errno = 0;
+	l = strtoul(slash + 1, &end, 10);
+	if (errno || end == slash + 1 || *end || l > 32)
+		return -EINVAL;
+	*len = (uint8_t)l;
+	return 0;
+}
+
+int nodestate_write(const char *state_dir, const struct nodestate *ns)
+{
+	char path[PATH_MAX], pod[32], cluster[32];
+	char *text = NULL;
+	json_t *root;
+	int ret;
+
+	if (snprintf(path, sizeof(path), "%s/" NODESTATE_FILE, state_dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
+		ret = -errno;
+		log_err("node state: cannot create folder '%s': %s", state_dir, strerror(errno));
+		return ret;
+	}
+	cidr_to_string(ns->pod_net, ns->pod_prefixlen, pod, sizeof(pod));
+	cidr_to_string(ns->cluster_net, ns->cluster_prefixlen, cluster, sizeof(cluster));
+	root = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:b, s:b, s:I, s:s}",
+			 "nodeName", ns->node_name,
+			 "podCIDR", pod,
+			 "clusterCIDR", cluster,
+			 "mtu", (json_int_t)ns->mtu,
+			 "wgDevice", ns->wg_device,
+			 "backend", ns->backend,
+			 "listenPort", (json_int_t)ns->listen_port,
+			 "bpfPinDir", ns->bpf_pin_dir,
+			 "dataplaneLoaded", ns->dataplane_loaded,
+			 "strict", ns->strict,
+			 "lastReconcile", (json_int_t)ns->last_reconcile_unix,
+			 "lastError", ns->last_error);
+	if (!root)
+		return -EINVAL;
+	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	if (!text)
+		return -ENOMEM;
+	ret = atomic_write_file(path, text, strlen(text), 0644);
+	if (ret < 0)
+		log_err("node state: cannot write '%s': %s", path, strerror(-ret));
+	free(text);
+	return ret;
+}
+
+static int copy_string(json_t *root, const char *key, char *dst, size_t size, const char *path)
+{
+	json_t *v = json_object_get(root, key);
+
+	if (!json_is_string(v) || strlen(json_string_value(v)) >= size) {
+		log_err("node state '%s': %s is missing, not a string or too long", path, key);
+		return -EINVAL;
+	}
+	strcpy(dst, json_string_value(v));
+	return 0;
+}
+
+static int get_int(json_t *root, const char *key, json_int_t min, json_int_t max,
+		   json_int_t *out, const char *path)
+{
+	json_t *v = json_object_get(root, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+		log_err("node state '%s': %s is missing or not an integer in [%lld, %lld]", path,
+			key, (long long)min, (long long)max);
+		return -EINVAL;
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int get_bool(json_t *root, const char *key, bool *out, const char *path)
+{
+	json_t *v = json_object_get(root, key);
+
+	if (!json_is_boolean(v)) {
+		log_err("node state '%s': %s is missing or not a boolean", path, key);
+		return -EINVAL;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+int nodestate_read(const char *state_dir, struct nodestate *out)
+{
+	char path[PATH_MAX], pod[32], cluster[32];
+	struct nodestate ns;
+	json_error_t jerr;
+	json_int_t mtu, port, last;
+	json_t *root;
+	FILE *f;
+	int ret = -EINVAL;
+
+	if (snprintf(path, sizeof(path), "%s/" NODESTATE_FILE, state_dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+	fclose(f);
+	if (!root) {
+		log_err("node state '%s': invalid JSON at line %d: %s", path, jerr.line, jerr.text);
+		return -EINVAL;
+	}
+	memset(&ns, 0, sizeof(ns));
+	if (!json_is_object(root)) {
+		log_err("node state '%s': not a JSON object", path);
+		goto cleanup;
+	}
+	if (copy_string(root, "nodeName", ns.node_name, sizeof(ns.node_name), path) < 0 ||
+	    copy_string(root, "podCIDR", pod, sizeof(pod), path) < 0 ||
+	    copy_string(root, "clusterCIDR", cluster, sizeof(cluster), path) < 0 ||
+	    copy_string(root, "wgDevice", ns.wg_device, sizeof(ns.wg_device), path) < 0 ||
+	    copy_string(root, "backend", ns.backend, sizeof(ns.backend), path) < 0 ||
+	    copy_string(root, "bpfPinDir", ns.bpf_pin_dir, sizeof(ns.bpf_pin_dir), path) < 0 ||
+	    copy_string(root, "lastError", ns.last_error, sizeof(ns.last_error), path) < 0 ||
+	    get_int(root, "mtu", 0, 65535, &mtu, path) < 0 ||
+	    get_int(root, "listenPort", 0, 65535, &port, path) < 0 ||
+	    get_int(root, "lastReconcile", 0, INT64_MAX, &last, path) < 0 ||
+	    get_bool(root, "dataplaneLoaded", &ns.dataplane_loaded, path) < 0 ||
+	    get_bool(root, "strict", &ns.strict, path) < 0)
+		goto cleanup;
+	if (cidr_from_string(pod, &ns.pod_net, &ns.pod_prefixlen) < 0) {
+		log_err("node state '%s': podCIDR '%s' is not an IPv4 CIDR", path, pod);
+		goto cleanup;
+	}
+	if (cidr_from_string(cluster, &ns.cluster_net, &ns.cluster_prefixlen) < 0) {
+		log_err("node state '%s': clusterCIDR '%s' is not an IPv4 CIDR", path, cluster);
+		goto cleanup;
+	}
+	ns.mtu = (unsigned int)mtu;
+	ns.listen_port = (uint16_t)port;
+	ns.last_reconcile_unix = last;
+	*out = ns;
+	ret = 0;
+cleanup:
+	json_decref(root);
+	return ret;
+}

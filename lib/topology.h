@@ -10,7 +10,7 @@
 #include "wgctl.h"
 
 /*
- * The cluster as a Kubernetes NodeList (or Node) document with twill.dev/* annotations,
+ * The cluster as a Kubernetes NodeList (or Node) document with the twill.dev/ annotations,
  * exactly as `kubectl get nodes -o json` prints it.
  */
 #define TOPO_NAME_MAX 254
@@ -27,8 +27,14 @@ struct topo_node {
 };
 
 struct topology {
-	struct topo_node *nodes;
+	struct topo_node *nodes;         /* sorted by name */
 	size_t n_nodes;
+	/*
+	 * Nodes with a pod CIDR but no public key yet: never peers, but the agent still
+	 * finds itself here before its key is published as the annotation.
+	 */
+	struct topo_node *unkeyed;
+	size_t n_unkeyed;
 };
 
 /*
@@ -40,6 +46,8 @@ int topology_parse(const char *json, size_t len, struct topology **out);
 int topology_load_file(const char *path, struct topology **out);
 void topology_free(struct topology *topo);
 const struct topo_node *topology_find(const struct topology *topo, const char *name);
+/* Also searches the nodes that have no public key yet. */
+const struct topo_node *topology_find_any(const struct topology *topo, const char *name);
 
 /* The endpoint self uses to reach peer: private when both share a non-empty private network. */
 int topology_endpoint(const struct topo_node *self, const struct topo_node *peer,

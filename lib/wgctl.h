@@ -36,6 +36,7 @@ union wg_endpoint {
 #define WG_PEER_REPLACE_ALLOWEDIPS (1u << 1)
 #define WG_PEER_HAS_ENDPOINT      (1u << 2)
 #define WG_PEER_HAS_KEEPALIVE     (1u << 3)
+#define WG_PEER_UPDATE_ONLY       (1u << 4) /* change the peer only if it already exists */
 
 struct wg_peer {
 	uint8_t public_key[WG_KEY_LEN];
@@ -47,6 +48,8 @@ struct wg_peer {
 	/* read back only */
 	int64_t last_handshake_sec;     /* unix seconds, 0 = never */
 	uint64_t rx_bytes, tx_bytes;
+	int64_t last_handshake_nsec;
+	uint32_t protocol_version;      /* 0 when the back end does not say */
 };
 
 #define WG_DEVICE_HAS_PRIVATE_KEY (1u << 0)
@@ -62,6 +65,7 @@ struct wg_device {
 	uint16_t listen_port;
 	struct wg_peer *peers;
 	size_t n_peers;
+	uint32_t fwmark;                /* read back only */
 };
 
 struct wgctl;
@@ -75,9 +79,27 @@ bool wgctl_device_exists(struct wgctl *wg);
 /* Kernel: RTM_NEWLINK kind wireguard. Userspace: starts wireguard-go and waits for the socket. */
 int wgctl_create_device(struct wgctl *wg);
 int wgctl_delete_device(struct wgctl *wg);
+/* Peers come back with flags 0, endpoint family 0 when none, ifindex from the name. */
 int wgctl_get(struct wgctl *wg, struct wg_device **out);
-/* Applies only what is in dev: flags say which device fields, peers carry their own flags. */
+/*
+ * Applies only what is in dev: flags say which device fields, peers carry their own flags.
+ * A peer's endpoint is sent only with WG_PEER_HAS_ENDPOINT (then it must be AF_INET or
+ * AF_INET6), its keepalive only with WG_PEER_HAS_KEEPALIVE; its allowed IPs are always
+ * added (replacing the old ones with WG_PEER_REPLACE_ALLOWEDIPS).
+ */
 int wgctl_set(struct wgctl *wg, const struct wg_device *dev);
 void wg_device_free(struct wg_device *dev);
+
+/* Userspace back end: the wireguard-go program to start (default: "wireguard-go" on PATH). */
+int wgctl_set_userspace_program(struct wgctl *wg, const char *path);
+const char *wgctl_ifname(const struct wgctl *wg);
+/* The kernel's "wireguard" generic netlink family resolves in this network namespace. */
+bool wgctl_kernel_available(void);
+/*
+ * Append one zeroed element, amortised O(1): only for arrays grown by these helpers from
+ * empty (capacity is implied by the count). NULL when out of memory.
+ */
+struct wg_peer *wg_device_add_peer(struct wg_device *dev);
+struct wg_allowed_ip *wg_peer_add_allowed_ip(struct wg_peer *peer);
 
 #endif
