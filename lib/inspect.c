@@ -539,6 +539,18 @@ static bool is_pod_veth(const struct inspect_link *l)
 	return !l->info.kind[0] || !strcmp(l->info.kind, "veth");
 }
 
+static const struct inspect_link *veth_by_host_route(const struct inspect_snapshot *s,
+						     struct in_addr addr)
+{
+	const struct inspect_link *l;
+
+	for (size_t i = 0; i < s->n_kroutes; i++)
+		if (s->kroutes[i].dst_len == 32 && s->kroutes[i].dst.s_addr == addr.s_addr &&
+		    (l = inspect_link_by_index(s, s->kroutes[i].ifindex)) && is_pod_veth(l))
+			return l;
+	return NULL;
+}
+
 static struct inspect_pod_row *pod_row_for(struct inspect_pod_row *rows, size_t n,
 					   struct in_addr addr)
 {
@@ -588,11 +600,16 @@ int inspect_pods(const struct inspect_snapshot *s, struct inspect_pod_row **out,
 		r->endpoint = s->endpoint_values[i];
 		r->veth = inspect_link_by_index(s, (int)r->endpoint.host_ifindex);
 	}
-	/* Without an endpoint entry the CNI's naming rule still finds the veth. */
-	for (size_t i = 0; i < n && s->alloc_veths; i++)
-		if (rows[i].alloc && !rows[i].veth)
+	/* Without an endpoint entry: the CNI's naming rule, else the pod's /32 route. */
+	for (size_t i = 0; i < n; i++) {
+		if (!rows[i].alloc || rows[i].veth)
+			continue;
+		if (s->alloc_veths)
 			rows[i].veth = inspect_link_by_name(s,
 				s->alloc_veths[rows[i].alloc - s->allocs]);
+		if (!rows[i].veth)
+			rows[i].veth = veth_by_host_route(s, rows[i].addr);
+	}
 	for (size_t i = 0; i < s->n_links; i++) {
 		const struct inspect_link *l = &s->links[i];
 		bool used = false;
@@ -773,11 +790,7 @@ static const struct inspect_link *source_veth(const struct inspect_snapshot *s,
 		if (s->allocs[i].addr.s_addr == src.s_addr &&
 		    (l = inspect_link_by_name(s, s->alloc_veths[i])))
 			return l;
-	for (size_t i = 0; i < s->n_kroutes; i++)
-		if (s->kroutes[i].dst_len == 32 && s->kroutes[i].dst.s_addr == src.s_addr &&
-		    (l = inspect_link_by_index(s, s->kroutes[i].ifindex)) && is_pod_veth(l))
-			return l;
-	return NULL;
+	return veth_by_host_route(s, src);
 }
 
 int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct in_addr dst,

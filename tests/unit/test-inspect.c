@@ -666,6 +666,29 @@ Test(inspect, pods_join_by_veth_name_without_endpoint_map, .init = setup)
 	free(rows);
 }
 
+Test(inspect, pods_join_by_host_route_without_names, .init = setup)
+{
+	struct inspect_pod_row *rows;
+	size_t n;
+
+	fx.s.n_endpoints = 0;
+	fx.s.alloc_veths = NULL;
+	cr_assert_eq(inspect_pods(&fx.s, &rows, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_not_null(rows[1].veth);
+	cr_expect_str_eq(rows[1].veth->info.name, "tw00000000000a2");
+	cr_expect_str_eq(rows[1].problem, "no endpoint map entry");
+
+	/* the veth deleted by hand takes its /32 route with it */
+	free(rows);
+	link_remove(VETH2);
+	kroute_remove("10.244.1.3", 32);
+	cr_assert_eq(inspect_pods(&fx.s, &rows, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_expect_str_eq(rows[1].problem, "allocation without veth");
+	free(rows);
+}
+
 Test(inspect, pods_flag_missing_endpoint_entry_and_program, .init = setup)
 {
 	struct inspect_pod_row *rows;
