@@ -896,9 +896,10 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 	}
 	if (!t.verdict[0])
 		snprintf(t.verdict, sizeof(t.verdict), "kernel stack");
-	if (t.mtu || t.pod_mtu)
-		step(&t, "MTU: %u on %s, pod MTU %u", t.mtu, t.out_ifname[0] ? t.out_ifname : "-",
-		     t.pod_mtu);
+	if (t.mtu)
+		step(&t, "MTU: %u on %s, pod MTU %u", t.mtu, t.out_ifname, t.pod_mtu);
+	else if (t.pod_mtu)
+		step(&t, "MTU: pod MTU %u", t.pod_mtu);
 	*out = t;
 	return 0;
 }
