@@ -46,4 +46,20 @@ int datapath_endpoint_list(struct datapath *dp, struct twill_endpoint_key **keys
 /* Sums the per-CPU counters: out has TWILL_R_MAX entries. */
 int datapath_counters_read(struct datapath *dp, struct twill_counter *out);
 
+/*
+ * Additions (dataplane change).
+ * The *_list functions allocate *keys and *values with malloc (NULL when count is 0):
+ * the caller frees both.
+ */
+/* What the pod program would do with addr: longest-prefix route (matched may be NULL). */
+int datapath_route_lookup(struct datapath *dp, __u32 addr_be, struct twill_route_key *matched,
+			  struct twill_route_value *value);
+int datapath_endpoint_lookup(struct datapath *dp, __u32 addr_be, struct twill_endpoint_value *value);
+/* Re-attaches the pod program to the host veth of every endpoint (after an upgrade). */
+int datapath_attach_endpoints(struct datapath *dp);
+/* fd of a program (TWILL_PROG_*), owned by dp; for tests (BPF_PROG_TEST_RUN). */
+int datapath_prog_fd(const struct datapath *dp, const char *prog_name);
+/* Stable lower-case name of a reason ("to_wireguard", ...), "unknown" when out of range. */
+const char *datapath_reason_name(unsigned int reason);
+
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "inspect.h"
+#include "wgkey.h"
 
 static const struct {
 	const char *enum_name;
@@ -487,9 +488,11 @@ int inspect_routes(const struct inspect_snapshot *s, struct inspect_route_row **
 		}
 		snprintf(wgname, sizeof(wgname), "%s", s->wg_ifname[0] ? s->wg_ifname : "WireGuard");
 
-		if (!r->in_bpf)
-			appendf(r->problem, sizeof(r->problem), "no BPF route");
-		else if (wg_ifindex > 0 && (int)r->bpf.ifindex != wg_ifindex)
+		/* An agent running without the dataplane routes through the kernel only. */
+		if (!r->in_bpf) {
+			if (s->dp_loaded || !s->have_state || s->state.dataplane_loaded)
+				appendf(r->problem, sizeof(r->problem), "no BPF route");
+		} else if (wg_ifindex > 0 && (int)r->bpf.ifindex != wg_ifindex)
 			appendf(r->problem, sizeof(r->problem), "BPF route points at %s, not %s",
 				ifname_of(s, (int)r->bpf.ifindex, ifbuf, sizeof(ifbuf)), wgname);
 		if (!r->in_kernel)
@@ -718,6 +721,7 @@ static void trace_wireguard(const struct inspect_snapshot *s, struct inspect_tra
 static void trace_kernel(const struct inspect_snapshot *s, struct inspect_trace *t)
 {
 	const struct nl_route *k = kernel_lookup(s, t->dst, 32);
+	const struct inspect_link *out;
 	char ifbuf[32], net[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
 
 	snprintf(t->verdict, sizeof(t->verdict), "kernel stack");
@@ -736,8 +740,19 @@ static void trace_kernel(const struct inspect_snapshot *s, struct inspect_trace 
 		     ifname_of(s, k->ifindex, ifbuf, sizeof(ifbuf)));
 	}
 	trace_set_out(s, t, k->ifindex);
-	if (k->ifindex > 0 && k->ifindex == inspect_wg_ifindex(s))
+	if (k->ifindex > 0 && k->ifindex == inspect_wg_ifindex(s)) {
 		trace_wireguard(s, t, NULL);
+		return;
+	}
+	out = inspect_link_by_index(s, k->ifindex);
+	if (out && !strcmp(out->prog_egress, TWILL_PROG_GUARD) && strict_mode(s) &&
+	    cluster_contains(s, t->src) && cluster_contains(s, t->dst)) {
+		t->reason = TWILL_R_DROP_ESCAPED;
+		snprintf(t->verdict, sizeof(t->verdict), "drop");
+		t->out_ifname[0] = '\0';
+		step(t, "%s on %s egress: pod-to-pod cluster traffic outside the tunnel is dropped "
+			"(%s)", TWILL_PROG_GUARD, out->info.name, inspect_reason_enum_name(t->reason));
+	}
 }
 
 int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct in_addr dst,
@@ -896,10 +911,8 @@ int inspect_health(const struct inspect_snapshot *s, struct inspect_health *out)
 			continue;
 		}
 		if (!who[0]) {
-			/* Base64 would pull wgkey in; the first bytes in hex are enough to find it. */
-			snprintf(key, sizeof(key), "%02x%02x%02x%02x", peers[i].peer->public_key[0],
-				 peers[i].peer->public_key[1], peers[i].peer->public_key[2],
-				 peers[i].peer->public_key[3]);
+			wgkey_to_base64(peers[i].peer->public_key, key);
+			memcpy(key + 8, "...", 4);
 			who = key;
 		}
 		if (peers[i].handshake_age < 0)

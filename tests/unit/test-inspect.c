@@ -391,6 +391,34 @@ Test(inspect, trace_warns_when_pod_program_is_not_attached, .init = setup)
 	cr_expect(steps_mention(&t, "is not attached"));
 }
 
+Test(inspect, trace_names_the_underlay_guard_drop, .init = setup)
+{
+	struct inspect_trace t;
+
+	/* not strict in the pod program's config path, but the guard still sees it */
+	fx.s.n_routes = 0;
+	fx.s.config.strict = 1;
+	cr_assert_eq(inspect_trace(&fx.s, ip("10.244.2.7"), ip("10.244.9.9"), &t), 0);
+	cr_expect_eq(t.reason, TWILL_R_DROP_ESCAPED, "reason %d", t.reason);
+	cr_expect_str_eq(t.verdict, "drop");
+	cr_expect(steps_mention(&t, TWILL_PROG_GUARD));
+}
+
+Test(inspect, routes_do_not_expect_bpf_when_agent_runs_without_dataplane, .init = setup)
+{
+	struct inspect_route_row *rows;
+	size_t n;
+
+	fx.s.dp_loaded = false;
+	fx.s.have_config = false;
+	fx.s.n_routes = 0;
+	fx.s.state.dataplane_loaded = false;
+	cr_assert_eq(inspect_routes(&fx.s, &rows, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_expect_str_eq(rows[0].problem, "");
+	free(rows);
+}
+
 Test(inspect, trace_says_wireguard_drops_without_peer, .init = setup)
 {
 	struct inspect_trace t;
