@@ -54,6 +54,8 @@ struct agent {
 	int64_t last_ok_unix;
 	char last_error[512];
 	struct metrics *metrics;
+	int attached[64];              /* ifindex, negative for egress: attached by this process */
+	size_t n_attached;
 	bool signals_blocked;
 	sigset_t blocked, saved_mask;
 };
@@ -308,6 +310,32 @@ static bool prog_attached(int ifindex, bool egress, const char *name)
 	       strcmp(got, name) == 0;
 }
 
+/*
+ * A program a previous agent attached keeps working (the maps are the pinned ones), but
+ * it may be an older build: each process replaces it once (atomically, same TC handle),
+ * then only re-attaches where it went missing.
+ */
+static bool needs_attach(struct agent *a, int ifindex, bool egress, const char *name)
+{
+	int key = egress ? -ifindex : ifindex;
+
+	for (size_t i = 0; i < a->n_attached; i++)
+		if (a->attached[i] == key)
+			return !prog_attached(ifindex, egress, name);
+	return true;
+}
+
+static void mark_attached(struct agent *a, int ifindex, bool egress)
+{
+	int key = egress ? -ifindex : ifindex;
+
+	for (size_t i = 0; i < a->n_attached; i++)
+		if (a->attached[i] == key)
+			return;
+	if (a->n_attached < sizeof(a->attached) / sizeof(a->attached[0]))
+		a->attached[a->n_attached++] = key;
+}
+
 static int apply_bpf(struct agent *a, const struct topo_node *self, const struct rc_peer *desired,
 		     size_t n, int wg_ifindex, const struct mtu_result *underlay,
 		     struct agent_stats *st)
@@ -329,7 +357,6 @@ static int apply_bpf(struct agent *a, const struct topo_node *self, const struct
 			a->dp_failed_logged = true;
 			return ret;
 		}
-		log_info("agent: BPF dataplane loaded and pinned in '%s'", a->cfg.bpf_pin_dir);
 		a->dp_failed_logged = false;
 	}
 	/* Start from what is there: fields the agent does not own (flags) are kept. */
@@ -371,18 +398,19 @@ static int apply_bpf(struct agent *a, const struct topo_node *self, const struct
 	}
 	st->bpf_changed = plan.n_set;
 	st->bpf_removed = plan.n_remove;
-	if (!prog_attached(wg_ifindex, false, TWILL_PROG_WG)) {
+	if (needs_attach(a, wg_ifindex, false, TWILL_PROG_WG)) {
 		ret = datapath_attach_wg(a->dp, wg_ifindex);
 		if (ret < 0) {
 			set_error(a, "cannot attach %s to '%s': %s", TWILL_PROG_WG, a->cfg.wg_device,
 				  strerror(-ret));
 			goto cleanup;
 		}
+		mark_attached(a, wg_ifindex, false);
 	}
 	for (size_t i = 0; i < underlay->n_ifindexes; i++) {
 		int ifx = underlay->ifindexes[i];
 
-		if (ifx == wg_ifindex || prog_attached(ifx, true, TWILL_PROG_GUARD))
+		if (ifx == wg_ifindex || !needs_attach(a, ifx, true, TWILL_PROG_GUARD))
 			continue;
 		ret = datapath_attach_guard(a->dp, ifx);
 		if (ret < 0) {
@@ -390,6 +418,7 @@ static int apply_bpf(struct agent *a, const struct topo_node *self, const struct
 				  strerror(-ret));
 			goto cleanup;
 		}
+		mark_attached(a, ifx, true);
 	}
 	ret = 0;
 cleanup:
