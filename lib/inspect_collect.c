@@ -298,7 +298,7 @@ int inspect_public_key(const struct inspect_options *opt, uint8_t pub[WG_KEY_LEN
 	if (ret < 0 && wg_read(name, WG_BACKEND_USERSPACE, &dev, &used) == 0)
 		ret = 0;
 	if (ret < 0) {
-		log_err("inspect: no key file '%s' and no WireGuard device '%s'", path, name);
+		log_debug("inspect: no key file '%s' and no WireGuard device '%s'", path, name);
 		return ret;
 	}
 	memcpy(pub, dev->public_key, WG_KEY_LEN);
