@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cni_plugin.h"
 #include "datapath.h"
 #include "inspect.h"
 #include "log.h"
@@ -166,6 +167,13 @@ static int collect_ipam(struct inspect_snapshot *s, const char *state_dir)
 		return ret == -ENOMEM ? ret : 0;
 	}
 	s->have_ipam = true;
+	/* The CNI plugin's naming rule finds a pod's veth even without an endpoint entry. */
+	s->alloc_veths = calloc(s->n_allocs ? s->n_allocs : 1, sizeof(*s->alloc_veths));
+	if (!s->alloc_veths)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_allocs; i++)
+		cni_host_veth_name(s->allocs[i].container_id, s->allocs[i].ifname,
+				   s->alloc_veths[i]);
 	return 0;
 }
 
