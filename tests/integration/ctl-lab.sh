@@ -17,7 +17,8 @@ WORK=""
 skip() { echo "SKIP: $*"; exit 77; }
 fail() {
 	echo "FAIL: $*"
-	[ -n "$WORK" ] && [ -f "$WORK/last.out" ] && { echo "--- last twillctl output"; cat "$WORK/last.out"; }
+	[ -n "$WORK" ] && [ -f "$WORK/last.out" ] &&
+		{ echo "--- last twillctl output"; cat "$WORK/last.out" "$WORK/last.err"; }
 	exit 1
 }
 ok() { echo "ok: $*"; }
@@ -58,7 +59,6 @@ ctl() {
 	RC=0
 	nsenter --net="/var/run/netns/$P-$node" -- "$CTL" --state-dir "$(node_field "$node" state_dir)" \
 		--topology "$LABDIR/topology.json" "$@" > "$WORK/last.out" 2> "$WORK/last.err" || RC=$?
-	cat "$WORK/last.err" >> "$WORK/last.out"
 }
 expect_rc() { [ "$RC" = "$1" ] || fail "$2: exit status $RC, expected $1"; }
 has() { grep -qE -- "$1" "$WORK/last.out" || fail "$2: output lacks /$1/"; }
@@ -278,9 +278,9 @@ for c in status peers routes pods counters key; do
 	ctl n1 "$c" --help
 	expect_rc 0 "$c --help"
 	ctl n1 --json "$c"
-	if grep -qF "$PRIVKEY1" "$WORK/last.out"; then fail "$c prints the private key"; fi
+	if grep -qF "$PRIVKEY1" "$WORK/last.out" "$WORK/last.err"; then fail "$c prints the private key"; fi
 	ctl n1 "$c"
-	if grep -qF "$PRIVKEY1" "$WORK/last.out"; then fail "$c prints the private key"; fi
+	if grep -qF "$PRIVKEY1" "$WORK/last.out" "$WORK/last.err"; then fail "$c prints the private key"; fi
 done
 ok "usage errors exit 2; no command prints the private key"
 if [ "${#WAITING[@]}" -gt 0 ]; then
