@@ -230,6 +230,9 @@ int inspect_collect(const struct inspect_options *opt, struct inspect_snapshot *
 			s->topo = NULL;
 		}
 	}
+	ret = inspect_snapshot_index(s);
+	if (ret < 0)
+		goto cleanup;
 	*out = s;
 	s = NULL;
 	ret = 0;
@@ -252,6 +255,7 @@ void inspect_snapshot_free(struct inspect_snapshot *s)
 	free(s->allocs);
 	free(s->alloc_veths);
 	topology_free(s->topo);
+	inspect_index_free(s->index);
 	free(s);
 }
 
