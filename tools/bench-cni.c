@@ -36,6 +36,8 @@ struct contender {
 	char conf[2048];
 	double *add_ms;
 	double *del_ms;
+	double *add_cpu_ms;   /* user + system: what the plugin itself costs, less load-bound */
+	double *del_cpu_ms;
 	long maxrss_kb;
 };
 
@@ -107,7 +109,7 @@ static double now_ms(void)
 /* One plugin execution; *ms is fork-to-reap wall time. */
 static int exec_plugin(const struct contender *c, const char *cmd, const char *id,
 		       const char *netns, const char *cni_path, bool verbose, double *ms,
-		       long *maxrss_kb)
+		       double *cpu_ms, long *maxrss_kb)
 {
 	char e_cmd[64], e_id[128], e_ns[128], e_path[PATH_MAX + 16];
 	char *envp[] = { e_cmd, e_id, e_ns, "CNI_IFNAME=eth0", e_path,
@@ -160,6 +162,8 @@ static int exec_plugin(const struct contender *c, const char *cmd, const char *i
 	if (wait4(pid, &status, 0, &ru) < 0)
 		return -errno;
 	*ms = now_ms() - t0;
+	*cpu_ms = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+		  (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 	*maxrss_kb = ru.ru_maxrss;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "twill-bench: %s %s %s failed (status %d): %s\n", c->label, cmd, id,
@@ -328,7 +332,9 @@ int bench_cni_main(int argc, char **argv)
 	for (int k = 0; k < 2; k++) {
 		c[k].add_ms = calloc((size_t)runs, sizeof(double));
 		c[k].del_ms = calloc((size_t)runs, sizeof(double));
-		if (!c[k].add_ms || !c[k].del_ms)
+		c[k].add_cpu_ms = calloc((size_t)runs, sizeof(double));
+		c[k].del_cpu_ms = calloc((size_t)runs, sizeof(double));
+		if (!c[k].add_ms || !c[k].del_ms || !c[k].add_cpu_ms || !c[k].del_cpu_ms)
 			goto cleanup;
 	}
 
@@ -336,7 +342,7 @@ int bench_cni_main(int argc, char **argv)
 	for (long i = -1; i < runs; i++) {
 		struct podns ns[2] = { 0 };
 		char id[64];
-		double ms;
+		double ms, cpu;
 		long rss;
 
 		for (int k = 0; k < 2; k++)
@@ -349,10 +355,12 @@ int bench_cni_main(int argc, char **argv)
 			int k = (int)((i + j) & 1);   /* alternate who goes first */
 
 			snprintf(id, sizeof(id), "bench-%s-%ld", c[k].netname, i + 1);
-			if (exec_plugin(&c[k], "ADD", id, ns[k].path, cni_path, verbose, &ms, &rss) < 0)
+			if (exec_plugin(&c[k], "ADD", id, ns[k].path, cni_path, verbose, &ms, &cpu,
+					&rss) < 0)
 				goto run_failed;
 			if (i >= 0) {
 				c[k].add_ms[i] = ms;
+				c[k].add_cpu_ms[i] = cpu;
 				if (rss > c[k].maxrss_kb)
 					c[k].maxrss_kb = rss;
 			}
@@ -361,10 +369,12 @@ int bench_cni_main(int argc, char **argv)
 			int k = (int)((i + j) & 1);
 
 			snprintf(id, sizeof(id), "bench-%s-%ld", c[k].netname, i + 1);
-			if (exec_plugin(&c[k], "DEL", id, ns[k].path, cni_path, verbose, &ms, &rss) < 0)
+			if (exec_plugin(&c[k], "DEL", id, ns[k].path, cni_path, verbose, &ms, &cpu,
+					&rss) < 0)
 				goto run_failed;
 			if (i >= 0) {
 				c[k].del_ms[i] = ms;
+				c[k].del_cpu_ms[i] = cpu;
 				if (rss > c[k].maxrss_kb)
 					c[k].maxrss_kb = rss;
 			}
@@ -381,35 +391,40 @@ run_failed:
 	}
 
 	{
-		double am[2], ap[2], dm[2], dp[2];
+		double am[2], ap[2], dm[2], dp[2], ac[2], dc[2];
 
 		for (int k = 0; k < 2; k++) {
 			am[k] = percentile(c[k].add_ms, done, 50);
 			ap[k] = percentile(c[k].add_ms, done, 99);
 			dm[k] = percentile(c[k].del_ms, done, 50);
 			dp[k] = percentile(c[k].del_ms, done, 99);
+			ac[k] = percentile(c[k].add_cpu_ms, done, 50);
+			dc[k] = percentile(c[k].del_cpu_ms, done, 50);
 		}
 		if (json) {
 			printf("{\"runs\":%zu,\"cniVersion\":\"1.0.0\",\"plugins\":{", done);
 			for (int k = 0; k < 2; k++)
-				printf("%s\"%s\":{\"add_ms\":{\"median\":%.3f,\"p99\":%.3f},"
-				       "\"del_ms\":{\"median\":%.3f,\"p99\":%.3f},\"peak_rss_kb\":%ld}",
-				       k ? "," : "", c[k].label, am[k], ap[k], dm[k], dp[k],
+				printf("%s\"%s\":{\"add_ms\":{\"median\":%.3f,\"p99\":%.3f,"
+				       "\"cpu_median\":%.3f},\"del_ms\":{\"median\":%.3f,\"p99\":%.3f,"
+				       "\"cpu_median\":%.3f},\"peak_rss_kb\":%ld}",
+				       k ? "," : "", c[k].label, am[k], ap[k], ac[k], dm[k], dp[k], dc[k],
 				       c[k].maxrss_kb);
 			printf("},\"ratio\":{\"add_median\":%.2f,\"add_p99\":%.2f,\"del_median\":%.2f,"
-			       "\"del_p99\":%.2f,\"peak_rss\":%.2f}}\n", am[1] / am[0], ap[1] / ap[0],
-			       dm[1] / dm[0], dp[1] / dp[0],
+			       "\"del_p99\":%.2f,\"add_cpu\":%.2f,\"peak_rss\":%.2f}}\n", am[1] / am[0],
+			       ap[1] / ap[0], dm[1] / dm[0], dp[1] / dp[0], ac[1] / ac[0],
 			       (double)c[1].maxrss_kb / (double)(c[0].maxrss_kb ? c[0].maxrss_kb : 1));
 		} else {
 			printf("CNI latency, %zu runs each, fresh namespaces, fork to reap "
-			       "(spec 1.0.0)\n\n", done);
-			printf("%-16s %11s %9s %11s %9s %10s\n", "plugin", "ADD median", "ADD p99",
-			       "DEL median", "DEL p99", "peak RSS");
+			       "(spec 1.0.0); cpu = user + system of the plugin\n\n", done);
+			printf("%-15s %10s %9s %8s %10s %9s %8s %9s\n", "plugin", "ADD median",
+			       "ADD p99", "ADD cpu", "DEL median", "DEL p99", "DEL cpu", "peak RSS");
 			for (int k = 0; k < 2; k++)
-				printf("%-16s %8.2f ms %6.2f ms %8.2f ms %6.2f ms %7.1f MB\n", c[k].label,
-				       am[k], ap[k], dm[k], dp[k], (double)c[k].maxrss_kb / 1024.0);
-			printf("%-16s %10.1fx %8.1fx %10.1fx %8.1fx %9.1fx\n", "ptp / twill",
-			       am[1] / am[0], ap[1] / ap[0], dm[1] / dm[0], dp[1] / dp[0],
+				printf("%-15s %7.2f ms %6.2f ms %5.2f ms %7.2f ms %6.2f ms %5.2f ms %6.1f MB\n",
+				       c[k].label, am[k], ap[k], ac[k], dm[k], dp[k], dc[k],
+				       (double)c[k].maxrss_kb / 1024.0);
+			printf("%-15s %9.1fx %8.1fx %7.1fx %9.1fx %8.1fx %7.1fx %8.1fx\n", "ptp / twill",
+			       am[1] / am[0], ap[1] / ap[0], ac[1] / ac[0], dm[1] / dm[0], dp[1] / dp[0],
+			       dc[1] / dc[0],
 			       (double)c[1].maxrss_kb / (double)(c[0].maxrss_kb ? c[0].maxrss_kb : 1));
 		}
 	}
@@ -418,6 +433,8 @@ cleanup:
 	for (int k = 0; k < 2; k++) {
 		free(c[k].add_ms);
 		free(c[k].del_ms);
+		free(c[k].add_cpu_ms);
+		free(c[k].del_cpu_ms);
 	}
 	rm_tree(tmp);
 	return rc;
