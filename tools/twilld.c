@@ -19,11 +19,14 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: twilld --topology FILE [options]      run the node agent\n"
+"usage: twilld --topology FILE | --kube | --kubeconfig FILE [options]   run the node agent\n"
 "       twilld --show-public-key [--state-dir DIR]\n"
 "       twilld cleanup [options]               remove what the agent made (not the key)\n"
 "\n"
-"  --topology FILE         NodeList or Node JSON (kubectl get nodes -o json)\n"
+"  --topology FILE         NodeList or Node JSON (kubectl get nodes -o json), watched\n"
+"  --kube                  watch Nodes on the API server (in-cluster service account)\n"
+"  --kubeconfig FILE       watch Nodes on the API server named by a kubeconfig\n"
+"                          (both publish this node's twill.dev/public-key)\n"
 "  --node NAME             this node (default: $NODE_NAME, else the hostname)\n"
 "  --state-dir DIR         key, node state, IPAM (default " TWILL_DEFAULT_STATE_DIR ")\n"
 "  --cni-conf-dir DIR      where 10-twill.conflist goes (default " TWILL_DEFAULT_CNI_CONF_DIR ")\n"
@@ -96,11 +99,13 @@ enum {
 	OPT_TOPOLOGY = 256, OPT_NODE, OPT_STATE_DIR, OPT_CNI_CONF_DIR, OPT_BPF_PIN_DIR,
 	OPT_WG_DEVICE, OPT_WG_BACKEND, OPT_LISTEN_PORT, OPT_KEEPALIVE, OPT_CLUSTER_CIDR,
 	OPT_NO_BPF, OPT_STRICT, OPT_NO_STRICT, OPT_METRICS, OPT_RESYNC, OPT_ONCE, OPT_LOG_LEVEL,
-	OPT_LOG_FILE, OPT_SHOW_KEY, OPT_VERSION,
+	OPT_LOG_FILE, OPT_SHOW_KEY, OPT_VERSION, OPT_KUBE, OPT_KUBECONFIG,
 };
 
 static const struct option options[] = {
 	{ "topology", required_argument, NULL, OPT_TOPOLOGY },
+	{ "kube", no_argument, NULL, OPT_KUBE },
+	{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
 	{ "node", required_argument, NULL, OPT_NODE },
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 	{ "cni-conf-dir", required_argument, NULL, OPT_CNI_CONF_DIR },
@@ -148,6 +153,8 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (c) {
 		case OPT_TOPOLOGY: cfg.topology_path = optarg; break;
+		case OPT_KUBE: cfg.kube_in_cluster = true; break;
+		case OPT_KUBECONFIG: cfg.kubeconfig = optarg; break;
 		case OPT_NODE: node = optarg; break;
 		case OPT_STATE_DIR: cfg.state_dir = optarg; break;
 		case OPT_CNI_CONF_DIR: cfg.cni_conf_dir = optarg; break;
@@ -223,6 +230,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level(level);
 	cfg.topology_path = absolute(cfg.topology_path);
+	cfg.kubeconfig = absolute(cfg.kubeconfig);
 	cfg.state_dir = absolute(cfg.state_dir);
 	cfg.cni_conf_dir = absolute(cfg.cni_conf_dir);
 	cfg.bpf_pin_dir = absolute(cfg.bpf_pin_dir);
@@ -251,8 +259,8 @@ int main(int argc, char **argv)
 	if (cleanup)
 		return agent_cleanup(&cfg) < 0 ? 1 : 0;
 
-	if (!cfg.topology_path) {
-		fprintf(stderr, "twilld: --topology FILE is required\n");
+	if (!!cfg.topology_path + cfg.kube_in_cluster + !!cfg.kubeconfig != 1) {
+		fprintf(stderr, "twilld: give exactly one of --topology FILE, --kube, --kubeconfig FILE\n");
 		usage(stderr);
 		return 2;
 	}
@@ -281,7 +289,10 @@ int main(int argc, char **argv)
 	if (ret < 0)
 		return 1;
 	if (once) {
-		ret = agent_reconcile(a, &st);
+		memset(&st, 0, sizeof(st));
+		ret = agent_wait_topology(a, 30000);
+		if (ret == 0)
+			ret = agent_reconcile(a, &st);
 		printf("reconcile %s nodes=%zu peers=%zu added=%zu removed=%zu updated=%zu "
 		       "unchanged=%zu routes_changed=%zu routes_removed=%zu bpf_changed=%zu "
 		       "bpf_removed=%zu mtu=%u dataplane=%s parse_ms=%.2f diff_ms=%.2f "
