@@ -972,6 +972,15 @@ int cni_plugin_run(const struct cni_request *req, json_t **result, struct cni_er
 		}
 		return r;
 	}
+	/* as libcni's skel: CHECK came with 0.4.0, GC and STATUS with 1.1.0 */
+	if ((!strcmp(cmd, "CHECK") && cfg->version < CNI_VERSION_0_4_0) ||
+	    ((!strcmp(cmd, "GC") || status) && cfg->version < CNI_VERSION_1_1_0)) {
+		cni_error_set(err, CNI_ERR_INCOMPATIBLE_VERSION,
+			      "cniVersion '%s' does not allow %s", cni_version_str(cfg->version),
+			      cmd);
+		cni_config_free(cfg);
+		return -ENOTSUP;
+	}
 	apply_logging(cfg);
 	log_debug("%s container '%s' netns '%s' ifname '%s' network '%s' (%s)", cmd,
 		  req->container_id ? req->container_id : "", req->netns ? req->netns : "",

@@ -86,7 +86,6 @@ static const struct env_case env_cases[] = {
 	{ "DEL", "c", NULL, "e:0", CNI_ERR_INVALID_ENV, "CNI_IFNAME" },
 	{ "CHECK", "c", NULL, "eth0", CNI_ERR_INVALID_ENV, "CNI_NETNS" },
 	{ "CHECK", "c", "/n", "eth0", CNI_ERR_INVALID_CONFIG, "prevResult" },
-	{ "GC", NULL, NULL, NULL, CNI_ERR_INVALID_CONFIG, "valid-attachments" },
 };
 
 Test(cni_plugin, rejects_bad_environment_naming_the_variable)
@@ -105,6 +104,35 @@ Test(cni_plugin, rejects_bad_environment_naming_the_variable)
 			  c->needle);
 		cr_assert_eq(err.version, c->code == CNI_ERR_INVALID_ENV && i < 3 ?
 			     CNI_VERSION_LATEST : CNI_VERSION_1_0_0, "case %zu: version", i);
+	}
+}
+
+Test(cni_plugin, verbs_need_the_version_that_introduced_them)
+{
+	static const struct {
+		const char *cmd, *version;
+		int code;
+		const char *needle;
+	} cases[] = {
+		{ "CHECK", "0.3.1", CNI_ERR_INCOMPATIBLE_VERSION, "CHECK" },
+		{ "CHECK", "0.4.0", CNI_ERR_INVALID_CONFIG, "prevResult" },
+		{ "GC", "1.0.0", CNI_ERR_INCOMPATIBLE_VERSION, "GC" },
+		{ "GC", "1.1.0", CNI_ERR_INVALID_CONFIG, "valid-attachments" },
+		{ "STATUS", "1.0.0", CNI_ERR_INCOMPATIBLE_VERSION, "STATUS" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char conf[256];
+		struct cni_error err;
+		json_t *out = NULL;
+
+		snprintf(conf, sizeof(conf), "{\"cniVersion\":\"%s\",\"name\":\"n\",\"type\":\"twill\","
+			 "\"podCIDR\":\"10.9.9.0/24\",\"mtu\":1440,\"stateDir\":\"/nonexistent/x\"}",
+			 cases[i].version);
+		cr_assert_lt(run(cases[i].cmd, "c", "/n", "eth0", conf, &out, &err), 0);
+		cr_assert_eq(err.code, cases[i].code, "%s %s: %d %s", cases[i].cmd,
+			     cases[i].version, err.code, err.msg);
+		cr_assert(strstr(err.msg, cases[i].needle), "%s", err.msg);
 	}
 }
 
