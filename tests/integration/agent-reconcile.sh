@@ -150,7 +150,7 @@ ping_check() {
 	echo "ok: $(grep 'packets transmitted' "$WORK/$1.ping") during $1"
 }
 
-ping_start join n1-p1 n2-p1 250
+ping_start join n1-p1 n2-p1 150
 sleep 1
 t0=$SECONDS
 lab add-node --pods 1 > "$WORK/add.out" 2>&1 || { cat "$WORK/add.out"; fail "twill-lab add-node failed"; }
