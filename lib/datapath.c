@@ -472,7 +472,7 @@ int datapath_detach(int ifindex, bool egress)
 	err = bpf_tc_detach(&hook, &opts);
 	if (err == -EINVAL)
 		err = -ENOENT; /* no clsact qdisc at all */
-	if (err && err != -ENOENT)
+	if (err && err != -ENOENT && err != -ENODEV)
 		log_err("cannot detach the twill filter from TC %s of ifindex %d: %s",
 			egress ? "egress" : "ingress", ifindex, strerror(-err));
 	return err;
@@ -638,6 +638,10 @@ int datapath_route_set(struct datapath *dp, const struct twill_route_key *key,
 		log_err("route prefix length %u is not 0..32", key ? key->prefixlen : 0);
 		return -EINVAL;
 	}
+	if (value && value->ifindex == 0) {
+		log_err("route has no device (ifindex 0)");
+		return -EINVAL;
+	}
 	k.prefixlen = key->prefixlen;
 	k.addr = key->addr & prefix_mask(key->prefixlen);
 	return map_update(dp, DP_MAP_ROUTES, &k, value);
@@ -721,6 +725,52 @@ int datapath_endpoint_lookup(struct datapath *dp, __u32 addr_be, struct twill_en
 	struct twill_endpoint_key key = { .addr = addr_be };
 
 	return map_lookup(dp, DP_MAP_ENDPOINTS, &key, value);
+}
+
+int datapath_pod_add(struct datapath *dp, __u32 pod_addr_be, int host_ifindex,
+		     const __u8 pod_mac[6], const __u8 host_mac[6])
+{
+	struct twill_endpoint_key key = { .addr = pod_addr_be };
+	struct twill_endpoint_value value = { 0 };
+	int err;
+
+	if (!dp || host_ifindex <= 0 || !pod_mac || !host_mac)
+		return -EINVAL;
+	value.host_ifindex = (__u32)host_ifindex;
+	memcpy(value.pod_mac, pod_mac, sizeof(value.pod_mac));
+	memcpy(value.host_mac, host_mac, sizeof(value.host_mac));
+	err = datapath_endpoint_set(dp, &key, &value);
+	if (err)
+		return err;
+	err = datapath_attach_pod(dp, host_ifindex);
+	if (err)
+		map_delete(dp, DP_MAP_ENDPOINTS, &key);
+	return err;
+}
+
+int datapath_pod_del(struct datapath *dp, __u32 pod_addr_be, int host_ifindex)
+{
+	struct twill_endpoint_key key = { .addr = pod_addr_be };
+	struct twill_endpoint_value value;
+	int err;
+
+	if (!dp || host_ifindex < 0)
+		return -EINVAL;
+	err = map_lookup(dp, DP_MAP_ENDPOINTS, &key, &value);
+	if (err == 0 && (host_ifindex == 0 || value.host_ifindex == (__u32)host_ifindex)) {
+		err = map_delete(dp, DP_MAP_ENDPOINTS, &key);
+		if (err && err != -ENOENT)
+			return err;
+	} else if (err && err != -ENOENT) {
+		return err;
+	}
+	if (host_ifindex > 0) {
+		err = datapath_detach(host_ifindex, false);
+		/* The veth usually went with the pod's namespace already. */
+		if (err && err != -ENOENT && err != -ENODEV)
+			return err;
+	}
+	return 0;
 }
 
 int datapath_attach_endpoints(struct datapath *dp)

@@ -539,6 +539,18 @@ static bool is_pod_veth(const struct inspect_link *l)
 	return !l->info.kind[0] || !strcmp(l->info.kind, "veth");
 }
 
+static const struct inspect_link *veth_by_host_route(const struct inspect_snapshot *s,
+						     struct in_addr addr)
+{
+	const struct inspect_link *l;
+
+	for (size_t i = 0; i < s->n_kroutes; i++)
+		if (s->kroutes[i].dst_len == 32 && s->kroutes[i].dst.s_addr == addr.s_addr &&
+		    (l = inspect_link_by_index(s, s->kroutes[i].ifindex)) && is_pod_veth(l))
+			return l;
+	return NULL;
+}
+
 static struct inspect_pod_row *pod_row_for(struct inspect_pod_row *rows, size_t n,
 					   struct in_addr addr)
 {
@@ -588,11 +600,16 @@ int inspect_pods(const struct inspect_snapshot *s, struct inspect_pod_row **out,
 		r->endpoint = s->endpoint_values[i];
 		r->veth = inspect_link_by_index(s, (int)r->endpoint.host_ifindex);
 	}
-	/* Without an endpoint entry the CNI's naming rule still finds the veth. */
-	for (size_t i = 0; i < n && s->alloc_veths; i++)
-		if (rows[i].alloc && !rows[i].veth)
+	/* Without an endpoint entry: the CNI's naming rule, else the pod's /32 route. */
+	for (size_t i = 0; i < n; i++) {
+		if (!rows[i].alloc || rows[i].veth)
+			continue;
+		if (s->alloc_veths)
 			rows[i].veth = inspect_link_by_name(s,
 				s->alloc_veths[rows[i].alloc - s->allocs]);
+		if (!rows[i].veth)
+			rows[i].veth = veth_by_host_route(s, rows[i].addr);
+	}
 	for (size_t i = 0; i < s->n_links; i++) {
 		const struct inspect_link *l = &s->links[i];
 		bool used = false;
@@ -755,11 +772,33 @@ static void trace_kernel(const struct inspect_snapshot *s, struct inspect_trace 
 	}
 }
 
+/*
+ * The host veth a local pod's packets arrive on: its endpoint entry, else the CNI's
+ * name for its allocation, else the /32 route the CNI plugin points at it.
+ */
+static const struct inspect_link *source_veth(const struct inspect_snapshot *s,
+					      struct in_addr src,
+					      const struct twill_endpoint_value *src_ep)
+{
+	const struct inspect_link *l;
+
+	if (src_ep)
+		return inspect_link_by_index(s, (int)src_ep->host_ifindex);
+	if (!local_cidr_contains(s, src))
+		return NULL;
+	for (size_t i = 0; s->alloc_veths && i < s->n_allocs; i++)
+		if (s->allocs[i].addr.s_addr == src.s_addr &&
+		    (l = inspect_link_by_name(s, s->alloc_veths[i])))
+			return l;
+	return veth_by_host_route(s, src);
+}
+
 int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct in_addr dst,
 		  struct inspect_trace *out)
 {
 	struct inspect_trace t = { .src = src, .dst = dst, .reason = -1 };
 	const struct twill_endpoint_value *src_ep, *dst_ep;
+	const struct inspect_link *src_veth, *wg_link;
 	char srcs[INET_ADDRSTRLEN], dsts[INET_ADDRSTRLEN], ifbuf[32];
 	ssize_t r;
 	int wg_ifindex = inspect_wg_ifindex(s);
@@ -773,16 +812,19 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 	src_ep = endpoint_lookup(s, src);
 	dst_ep = endpoint_lookup(s, dst);
 
-	if (src_ep) {
+	src_veth = source_veth(s, src, src_ep);
+	wg_link = inspect_link_by_index(s, wg_ifindex);
+	if (src_veth && strcmp(src_veth->prog_ingress, TWILL_PROG_POD)) {
+		step(&t, "%s is a pod on this node behind host veth %s, but %s is not attached "
+			 "there: no twill program sees it", srcs, src_veth->info.name, TWILL_PROG_POD);
+		trace_kernel(s, &t);
+	} else if (src_veth) {
 		/* From a local pod: TC ingress on its host veth (twill_pod_ingress). */
-		const struct inspect_link *veth = inspect_link_by_index(s, (int)src_ep->host_ifindex);
-
 		snprintf(t.program, sizeof(t.program), "%s", TWILL_PROG_POD);
-		snprintf(t.program_ifname, sizeof(t.program_ifname), "%s",
-			 veth ? veth->info.name : "(veth gone)");
-		if (!veth || (s->dp_loaded && !veth->prog_ingress[0]))
-			step(&t, "warning: %s is not attached on the host veth of %s: nothing below happens",
-			     TWILL_PROG_POD, srcs);
+		snprintf(t.program_ifname, sizeof(t.program_ifname), "%s", src_veth->info.name);
+		if (!src_ep)
+			step(&t, "note: %s has no endpoint map entry (replies from other pods "
+				 "cannot be delivered to it)", srcs);
 		step(&t, "%s on %s ingress sees %s -> %s", TWILL_PROG_POD, t.program_ifname, srcs,
 		     dsts);
 		if (dst_ep) {
@@ -819,6 +861,12 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 			     dsts, inspect_reason_enum_name(t.reason));
 			trace_kernel(s, &t);
 		}
+	} else if (t.src_kind == INSPECT_ADDR_REMOTE_POD &&
+		   (!wg_link || strcmp(wg_link->prog_ingress, TWILL_PROG_WG))) {
+		step(&t, "arrives decrypted on %s, where %s is not attached: no twill program "
+			 "sees it", s->wg_ifname[0] ? s->wg_ifname : "the WireGuard device",
+		     TWILL_PROG_WG);
+		trace_kernel(s, &t);
 	} else if (t.src_kind == INSPECT_ADDR_REMOTE_POD) {
 		/* From another node's pod: decrypted by WireGuard, TC ingress on the device. */
 		snprintf(t.program, sizeof(t.program), "%s", TWILL_PROG_WG);
@@ -848,9 +896,10 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 	}
 	if (!t.verdict[0])
 		snprintf(t.verdict, sizeof(t.verdict), "kernel stack");
-	if (t.mtu || t.pod_mtu)
-		step(&t, "MTU: %u on %s, pod MTU %u", t.mtu, t.out_ifname[0] ? t.out_ifname : "-",
-		     t.pod_mtu);
+	if (t.mtu)
+		step(&t, "MTU: %u on %s, pod MTU %u", t.mtu, t.out_ifname, t.pod_mtu);
+	else if (t.pod_mtu)
+		step(&t, "MTU: pod MTU %u", t.pod_mtu);
 	*out = t;
 	return 0;
 }

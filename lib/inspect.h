@@ -13,11 +13,7 @@
 #include "ipam.h"
 #include "netlink.h"
 #include "nodestate.h"
-/* topology.h's comment holds a slash-star until its fix lands: keep -Werror quiet. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "topology.h"
-#pragma GCC diagnostic pop
 #include "wgctl.h"
 
 /*

@@ -6,6 +6,14 @@
  * store, never a torn one, and the kernel drops its lock. A store that does not parse
  * is never rewritten: every operation fails with -EBADMSG until an operator fixes it,
  * because an empty store would hand out addresses that running pods still use.
+ *
+ * <state_dir>/ipam/<network>/store.json, sorted by address:
+ *   {"version": 1, "pod_cidr": "10.244.1.0/24", "cursor": 3, "allocations": [
+ *     {"address": "10.244.1.2", "container_id": "4d3c...", "ifname": "eth0",
+ *      "allocated_at": "2026-11-21T13:05:04Z"}, ...]}
+ * cursor is the host octet handed out last. Beside it: "lock" (flock only, never
+ * removed) and "store.json.tmp", the next store being written (stale if present
+ * while nobody holds the lock; ignored by readers).
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -105,24 +105,26 @@ dp "$N2" attach-guard "$PIN2" ul0
 dp "$N1" endpoint "$PIN1" 10.77.1.5 dph1 "$(pod_mac "$P1")"
 dp "$N1" endpoint "$PIN1" 10.77.1.6 dph2 "$(pod_mac "$P2")"
 dp "$N2" endpoint "$PIN2" 10.77.2.5 dph3 "$(pod_mac "$P3")"
-dp "$N1" attach-pod "$PIN1" dph1
-dp "$N1" attach-pod "$PIN1" dph2
-dp "$N2" attach-pod "$PIN2" dph3
 [ "$(dp "$N1" query dph1 ingress)" = twill_pod_ingress ] || fail "query on dph1"
 [ "$(dp "$N1" query "$WG1" ingress)" = twill_wg_ingress ] || fail "query on $WG1"
 [ "$(dp "$N1" query ul0 egress)" = twill_underlay_guard ] || fail "query on ul0"
 
 echo "== same node: pod1 -> pod2, veth to veth"
 before=$(counter "$N1" "$PIN1" to_local_pod)
-in_ns "$P1" ping -c 3 -i 0.2 -W 2 10.77.1.6 >/dev/null || fail "same-node ping"
+in_ns "$P1" ping -c 3 -i 0.2 -W 2 10.77.1.6 > "$TMP/ping1" || fail "same-node ping"
 after=$(counter "$N1" "$PIN1" to_local_pod)
 [ $((after - before)) -ge 6 ] || fail "to_local_pod rose by $((after - before)), want >= 6"
 echo "ok: to_local_pod +$((after - before))"
+# one routing hop, as with kernel forwarding: the reply left pod2 with TTL 64
+grep -q 'ttl=63' "$TMP/ping1" || { cat "$TMP/ping1"; fail "same-node reply TTL is not 63"; }
+echo "ok: TTL decremented once on the same node"
 
 echo "== cross node: pod1 -> WireGuard -> pod3 (ICMP), underlay captured"
 in_ns "$N2" timeout 20 tcpdump -i ul0 -n -U -w "$TMP/ul.pcap" >/dev/null 2>&1 & PIDS+=($!)
 sleep 1
-in_ns "$P1" ping -c 5 -i 0.2 -W 2 10.77.2.5 >/dev/null || fail "cross-node ping"
+in_ns "$P1" ping -c 5 -i 0.2 -W 2 10.77.2.5 > "$TMP/ping2" || fail "cross-node ping"
+grep -q 'ttl=62' "$TMP/ping2" || { cat "$TMP/ping2"; fail "cross-node reply TTL is not 62"; }
+echo "ok: TTL decremented once per node (62)"
 echo "== cross node: TCP (iperf3, 2 s)"
 in_ns "$P3" timeout 15 iperf3 -s -1 -p 5201 >/dev/null 2>&1 & PIDS+=($!)
 sleep 0.5
@@ -179,11 +181,37 @@ after=$(counter "$N1" "$PIN1" to_local_pod)
 [ $((after - before)) -ge 4 ] || fail "to_local_pod rose by $((after - before)), want >= 4"
 echo "ok: both delivery modes work"
 
-echo "== agent restart: reload keeps routes, endpoints and counters"
+echo "== agent restart under traffic: reload and re-attach keep a TCP flow and the state"
+dp "$N1" config "$PIN1" 10.77.0.0/16 10.77.1.0/24 "$WG1" 1
+dp "$N2" config "$PIN2" 10.77.0.0/16 10.77.2.0/24 "$WG2" 1
+in_ns "$P3" timeout 20 iperf3 -s -1 -p 5203 >/dev/null 2>&1 & PIDS+=($!)
+sleep 0.5
+in_ns "$P1" timeout 20 iperf3 -c 10.77.2.5 -p 5203 -t 4 > "$TMP/iperf3.txt" 2>&1 & IPERF=$!
+sleep 1.5
 before=$(counter "$N1" "$PIN1" to_wireguard)
-dp "$N1" load "$PIN1"
+for n in "$N1:$PIN1:$WG1:dph1 dph2" "$N2:$PIN2:$WG2:dph3"; do
+	IFS=: read -r ns pin wgdev pods <<< "$n"
+	dp "$ns" load "$pin"
+	dp "$ns" attach-wg "$pin" "$wgdev"
+	dp "$ns" attach-guard "$pin" ul0
+	for p in $pods; do dp "$ns" attach-pod "$pin" "$p"; done
+done
 after=$(counter "$N1" "$PIN1" to_wireguard)
 [ "$after" -ge "$before" ] || fail "counters reset by the reload"
+wait "$IPERF" || { cat "$TMP/iperf3.txt"; fail "TCP flow broke across the reload"; }
+grep -E 'receiver' "$TMP/iperf3.txt" || true
+echo "ok: TCP flow completed across reload + re-attach"
 in_ns "$P1" ping -c 2 -i 0.2 -W 2 10.77.2.5 >/dev/null || fail "cross-node ping after reload"
+in_ns "$P1" ping -c 2 -i 0.2 -W 2 10.77.1.6 >/dev/null || fail "same-node ping after reload"
+
+echo "== CNI DEL: pod2 unregistered, its address is dropped (strict), not routed"
+dp "$N1" pod-del "$PIN1" 10.77.1.6 dph2
+[ -z "$(dp "$N1" query dph2 ingress 2>/dev/null)" ] || fail "pod program still on dph2"
+before=$(counter "$N1" "$PIN1" drop_no_route)
+in_ns "$P1" ping -c 1 -W 1 10.77.1.6 >/dev/null && fail "unregistered pod still reached"
+after=$(counter "$N1" "$PIN1" drop_no_route)
+[ $((after - before)) -ge 1 ] || fail "drop_no_route rose by $((after - before))"
+dp "$N1" pod-del "$PIN1" 10.77.1.6 dph2 || fail "second DEL is not idempotent"
+echo "ok: DEL removed the endpoint and the filter"
 
 echo "PASS"

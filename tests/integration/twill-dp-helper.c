@@ -4,10 +4,11 @@
  * redirect paths without the agent or the CNI plugin. Run it inside the node's network
  * namespace (nsenter --net=...): interface names resolve there.
  *
- *   load PIN | unpin PIN | counters PIN
+ *   load PIN | unpin PIN | counters PIN | routes PIN
  *   config PIN CLUSTER/LEN NODE/LEN WG_IFNAME STRICT(0|1) [FLAGS]
  *   route PIN CIDR/LEN IFNAME NODE_ADDR | route-del PIN CIDR/LEN
- *   endpoint PIN POD_IP HOST_IFNAME POD_MAC
+ *   endpoint PIN POD_IP HOST_IFNAME POD_MAC   (datapath_pod_add: register + attach)
+ *   pod-del PIN POD_IP HOST_IFNAME                 (datapath_pod_del)
  *   attach-pod|attach-wg|attach-guard PIN IFNAME
  *   query IFNAME ingress|egress
  */
@@ -105,6 +106,19 @@ static int run(int argc, char **argv)
 		for (i = 0; !err && i < TWILL_R_MAX; i++)
 			printf("%s %llu %llu\n", datapath_reason_name(i),
 			       (unsigned long long)c[i].packets, (unsigned long long)c[i].bytes);
+	} else if (strcmp(cmd, "routes") == 0) {
+		struct twill_route_key *keys = NULL;
+		struct twill_route_value *values = NULL;
+		size_t n = 0, i;
+		char buf[INET_ADDRSTRLEN];
+
+		err = datapath_route_list(dp, &keys, &values, &n);
+		for (i = 0; !err && i < n; i++)
+			printf("%s/%u ifindex %u\n",
+			       inet_ntop(AF_INET, &keys[i].addr, buf, sizeof(buf)),
+			       keys[i].prefixlen, values[i].ifindex);
+		free(keys);
+		free(values);
 	} else if (strcmp(cmd, "config") == 0 && argc >= 7) {
 		struct twill_config cfg = { 0 };
 
@@ -150,9 +164,18 @@ static int run(int argc, char **argv)
 				v.pod_mac[i] = (__u8)m[i];
 			v.host_ifindex = (__u32)ifindex_of(argv[4]);
 			err = hwaddr_of(argv[4], v.host_mac);
+			/* what the CNI plugin does on ADD: register, then attach */
 			if (!err)
-				err = datapath_endpoint_set(dp, &k, &v);
+				err = datapath_pod_add(dp, k.addr, (int)v.host_ifindex, v.pod_mac,
+						       v.host_mac);
 		}
+	} else if (strcmp(cmd, "pod-del") == 0 && argc == 5) {
+		struct in_addr ip;
+
+		if (inet_pton(AF_INET, argv[3], &ip) != 1)
+			err = -EINVAL;
+		else
+			err = datapath_pod_del(dp, ip.s_addr, (int)if_nametoindex(argv[4]));
 	} else if (strncmp(cmd, "attach-", 7) == 0 && argc == 4) {
 		int idx = ifindex_of(argv[3]);
 

@@ -616,7 +616,10 @@ Test(datapath, map_accessors_validate_and_list)
 	struct twill_config cfg = { .cluster_prefixlen = 40 };
 	size_t n = 0;
 
+	struct twill_route_value no_dev = { 0 };
+
 	cr_assert_eq(datapath_route_set(dp, &bad, &rv), -EINVAL);
+	cr_assert_eq(datapath_route_set(dp, &host_bits, &no_dev), -EINVAL);
 	cr_assert_eq(datapath_config_set(dp, &cfg), -EINVAL);
 	cr_assert_eq(datapath_route_set(dp, &host_bits, &rv), 0);
 	cr_assert_eq(datapath_route_lookup(dp, addr("10.244.5.1"), &matched, NULL), 0);
@@ -679,4 +682,32 @@ Test(datapath, attach_endpoints_reattaches_every_pod_program)
 	cr_assert_eq(datapath_attach_endpoints(dp), 0, "a vanished veth is skipped");
 	cr_assert_eq(datapath_query_attached(1, false, name, sizeof(name)), 0);
 	cr_assert_str_eq(name, TWILL_PROG_POD);
+}
+
+Test(datapath, pod_add_and_del_as_the_cni_plugin_does)
+{
+	struct twill_endpoint_value ev;
+	char name[64];
+
+	if (unshare(CLONE_NEWNET) < 0)
+		cr_skip_test("cannot make a network namespace: %s", strerror(errno));
+	cr_assert_eq(datapath_pod_add(dp, addr("10.244.1.7"), 1, pod_mac, host_mac), 0);
+	cr_assert_eq(datapath_endpoint_lookup(dp, addr("10.244.1.7"), &ev), 0);
+	cr_assert_eq(ev.host_ifindex, 1);
+	cr_assert_arr_eq(ev.pod_mac, pod_mac, ETH_ALEN);
+	cr_assert_arr_eq(ev.host_mac, host_mac, ETH_ALEN);
+	cr_assert_eq(datapath_query_attached(1, false, name, sizeof(name)), 0);
+	cr_assert_str_eq(name, TWILL_PROG_POD);
+
+	/* A stale DEL naming another veth leaves the endpoint alone. */
+	cr_assert_eq(datapath_pod_del(dp, addr("10.244.1.7"), 4242), 0);
+	cr_assert_eq(datapath_endpoint_lookup(dp, addr("10.244.1.7"), &ev), 0);
+	cr_assert_eq(datapath_pod_del(dp, addr("10.244.1.7"), 1), 0);
+	cr_assert_eq(datapath_endpoint_lookup(dp, addr("10.244.1.7"), &ev), -ENOENT);
+	cr_assert_eq(datapath_query_attached(1, false, name, sizeof(name)), -ENOENT);
+	cr_assert_eq(datapath_pod_del(dp, addr("10.244.1.7"), 1), 0, "DEL must be idempotent");
+
+	/* A failed attach leaves no endpoint behind. */
+	cr_assert_eq(datapath_pod_add(dp, addr("10.244.1.8"), 4242, pod_mac, host_mac), -ENODEV);
+	cr_assert_eq(datapath_endpoint_lookup(dp, addr("10.244.1.8"), &ev), -ENOENT);
 }
