@@ -136,10 +136,11 @@ snapshot "$WORK/before2"
 setsid "$LAB_BIN" up --prefix "$P" --build-dir "$BUILD" --nodes 3 --pods-per-node 2 \
 	> "$WORK/up2.out" 2>&1 &
 up_pid=$!
-# kill it once the agents run when there are agents, else once nodes exist
-for ((i = 0; i < 200; i++)); do
+# kill it while it makes pods when there are agents (agents, WireGuard, pins, libcni's
+# cache and a half-made pod all exist then), else once nodes exist
+for ((i = 0; i < 400; i++)); do
 	if [ "$AGENT" = yes ]; then
-		ls /run/twill-lab/$P/n3/twilld.pid > /dev/null 2>&1 && break
+		ls /run/twill-lab/$P/n2/pods/p1.json > /dev/null 2>&1 && break
 	else
 		[ "$(cat "/run/twill-lab/$P/netns" 2> /dev/null | wc -l)" -ge 4 ] && break
 	fi
