@@ -12,7 +12,8 @@ set -euo pipefail
 SRC=${TWILL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${TWILL_BUILD_DIR:-$SRC/build}
 LAB_BIN=$SRC/tools/twill-lab
-P=lbping
+# per run: copies of this test in other worktrees may run at the same time
+P=lbp$(($$ % 100000))
 WORK=""
 
 skip() { echo "SKIP: $*"; exit 77; }

@@ -12,7 +12,8 @@ set -euo pipefail
 SRC=${TWILL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${TWILL_BUILD_DIR:-$SRC/build}
 LAB_BIN=$SRC/tools/twill-lab
-P=lbud
+# per run: copies of this test in other worktrees may run at the same time
+P=lbu$(($$ % 100000))
 STRICT=${TWILL_LAB_TEST_STRICT:-0}
 WORK=""
 
