@@ -207,6 +207,7 @@ jq -n --arg cidr "$cidr" --arg dir "$st/ipam" '{cniVersion: "1.0.0", name: "twil
 	{type: "ptp", mtu: 1440, ipam: {type: "host-local", subnet: $cidr, dataDir: $dir}},
 	{type: "portmap", capabilities: {portMappings: true}}]}' > "$cd/10-twill.conflist.tmp"
 mv "$cd/10-twill.conflist.tmp" "$cd/10-twill.conflist"
+echo '{}' > "$st/node.json"
 while sleep 1; do :; done
 EOF
 	for client in cnitool direct; do
