@@ -7,7 +7,9 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "atomicfile.h"
 #include "kube.h"
 #include "log.h"
 #include "twill-config.h"
@@ -666,6 +669,7 @@ struct kube_watch {
 	struct kube_config cfg;
 	char *node_name;
 	char *public_key;
+	char *output_path;
 	struct kube_watch_opts opts;
 	pthread_t thread;
 	bool thread_started;
@@ -801,6 +805,14 @@ static void watch_emit(struct kube_watch *w)
 	if (!copy) {
 		free(doc);
 		return;
+	}
+	/* the file first: whoever the eventfd wakes may read it at once */
+	if (w->output_path) {
+		int ret = atomic_write_file(w->output_path, doc, len, 0644);
+
+		if (ret < 0)
+			log_err("kube: cannot write the NodeList to '%s': %s", w->output_path,
+				strerror(-ret));
 	}
 	pthread_mutex_lock(&w->lock);
 	free(w->pending);
@@ -1115,6 +1127,7 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 	static const struct kube_watch_opts defaults = { 0 };
 	struct kube_watch *w = NULL;
 	pthread_condattr_t ca;
+	sigset_t all, old_mask;
 	bool fail = false;
 	int ret;
 
@@ -1141,7 +1154,7 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 	pthread_cond_init(&w->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	w->opts = *opts;
-	w->opts.node_name = w->opts.public_key = NULL;
+	w->opts.node_name = w->opts.public_key = w->opts.output_path = NULL;
 	if (!w->opts.page_limit)
 		w->opts.page_limit = 500;
 	if (!w->opts.watch_timeout_s)
@@ -1158,6 +1171,7 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 	w->errbody.max = 64 << 10;
 	w->node_name = dup_or_null(opts->node_name, &fail);
 	w->public_key = dup_or_null(opts->public_key, &fail);
+	w->output_path = dup_or_null(opts->output_path, &fail);
 	w->publish_needed = w->public_key != NULL;
 	w->seed = (unsigned)now_ms() ^ (unsigned)getpid();
 	ret = config_copy(&w->cfg, cfg);
@@ -1173,7 +1187,12 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 		ret = -errno;
 		goto cleanup;
 	}
+	/* Signals stay with the caller's thread: the agent takes them through a signalfd,
+	 * which only works when every thread blocks them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old_mask);
 	ret = -pthread_create(&w->thread, NULL, watch_main, w);
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	if (ret < 0) {
 		log_err("kube: cannot start the watch thread: %s", strerror(-ret));
 		goto cleanup;
@@ -1233,5 +1252,52 @@ void kube_watch_stop(struct kube_watch *w)
 	free(w->errbody.data);
 	free(w->node_name);
 	free(w->public_key);
+	free(w->output_path);
 	free(w);
+}
+
+int kube_topology_start(const char *kubeconfig, const char *state_dir, const char *node_name,
+			const char *public_key, unsigned first_sync_ms, char **topology_path,
+			struct kube_watch **out)
+{
+	struct kube_watch_opts opts = { .node_name = node_name, .public_key = public_key };
+	struct kube_config *cfg = NULL;
+	struct kube_watch *w = NULL;
+	struct pollfd pfd;
+	char *path = NULL, *doc = NULL;
+	int ret;
+
+	ret = kubeconfig ? kube_config_from_kubeconfig(kubeconfig, &cfg)
+			 : kube_config_in_cluster(NULL, &cfg);
+	if (ret < 0)
+		goto cleanup;
+	if (asprintf(&path, "%s/" KUBE_TOPOLOGY_FILE, state_dir) < 0) {
+		path = NULL;
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	opts.output_path = path;
+	ret = kube_watch_start(cfg, &opts, &w);
+	if (ret < 0)
+		goto cleanup;
+	pfd = (struct pollfd){ .fd = kube_watch_fd(w), .events = POLLIN };
+	while ((ret = poll(&pfd, 1, (int)first_sync_ms)) < 0 && errno == EINTR)
+		;
+	if (ret > 0 && kube_watch_take(w, &doc, NULL) == 0)
+		log_info("kube: nodes synced into '%s'", path);
+	else
+		log_warn("kube: no node list from %s within %u ms; going on with '%s' as it is "
+			 "(the last one synced, if any) until the API server answers",
+			 cfg->server, first_sync_ms, path);
+	free(doc);
+	*topology_path = path;
+	path = NULL;
+	*out = w;
+	w = NULL;
+	ret = 0;
+cleanup:
+	kube_watch_stop(w);
+	kube_config_free(cfg);
+	free(path);
+	return ret;
 }

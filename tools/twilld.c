@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "kube.h"
 #include "log.h"
 #include "twill-config.h"
 
@@ -20,10 +21,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: twilld --topology FILE [options]      run the node agent\n"
+"       twilld --kube | --kubeconfig FILE [options]  same, nodes from the API server\n"
 "       twilld --show-public-key [--state-dir DIR]\n"
 "       twilld cleanup [options]               remove what the agent made (not the key)\n"
 "\n"
 "  --topology FILE         NodeList or Node JSON (kubectl get nodes -o json)\n"
+"  --kube                  watch Nodes through the API server, in-cluster credentials\n"
+"                          (service account token and CA); publishes this node's\n"
+"                          public key as the twill.dev/public-key annotation\n"
+"  --kubeconfig FILE       the same with a kubeconfig (token or client certificate)\n"
 "  --node NAME             this node (default: $NODE_NAME, else the hostname)\n"
 "  --state-dir DIR         key, node state, IPAM (default " TWILL_DEFAULT_STATE_DIR ")\n"
 "  --cni-conf-dir DIR      where 10-twill.conflist goes (default " TWILL_DEFAULT_CNI_CONF_DIR ")\n"
@@ -96,11 +102,13 @@ enum {
 	OPT_TOPOLOGY = 256, OPT_NODE, OPT_STATE_DIR, OPT_CNI_CONF_DIR, OPT_BPF_PIN_DIR,
 	OPT_WG_DEVICE, OPT_WG_BACKEND, OPT_LISTEN_PORT, OPT_KEEPALIVE, OPT_CLUSTER_CIDR,
 	OPT_NO_BPF, OPT_STRICT, OPT_NO_STRICT, OPT_METRICS, OPT_RESYNC, OPT_ONCE, OPT_LOG_LEVEL,
-	OPT_LOG_FILE, OPT_SHOW_KEY, OPT_VERSION,
+	OPT_LOG_FILE, OPT_SHOW_KEY, OPT_VERSION, OPT_KUBE, OPT_KUBECONFIG,
 };
 
 static const struct option options[] = {
 	{ "topology", required_argument, NULL, OPT_TOPOLOGY },
+	{ "kube", no_argument, NULL, OPT_KUBE },
+	{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
 	{ "node", required_argument, NULL, OPT_NODE },
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 	{ "cni-conf-dir", required_argument, NULL, OPT_CNI_CONF_DIR },
@@ -138,6 +146,11 @@ int main(int argc, char **argv)
 	};
 	const char *node = NULL, *cluster = NULL, *log_file = NULL;
 	bool once = false, show_key = false, cleanup = false;
+	/* topology from the API server: lib/kube keeps a file the agent watches */
+	bool kube = false;
+	const char *kubeconfig = NULL;
+	struct kube_watch *kube_watch = NULL;
+	char *kube_topology = NULL;
 	enum log_level level = TWILL_LOG_INFO;
 	struct agent_stats st;
 	struct agent *a = NULL;
@@ -148,6 +161,8 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (c) {
 		case OPT_TOPOLOGY: cfg.topology_path = optarg; break;
+		case OPT_KUBE: kube = true; break;
+		case OPT_KUBECONFIG: kubeconfig = optarg; break;
 		case OPT_NODE: node = optarg; break;
 		case OPT_STATE_DIR: cfg.state_dir = optarg; break;
 		case OPT_CNI_CONF_DIR: cfg.cni_conf_dir = optarg; break;
@@ -251,8 +266,12 @@ int main(int argc, char **argv)
 	if (cleanup)
 		return agent_cleanup(&cfg) < 0 ? 1 : 0;
 
-	if (!cfg.topology_path) {
-		fprintf(stderr, "twilld: --topology FILE is required\n");
+	if (!!cfg.topology_path + kube + !!kubeconfig > 1) {
+		fprintf(stderr, "twilld: --topology, --kube and --kubeconfig exclude each other\n");
+		return 2;
+	}
+	if (!cfg.topology_path && !kube && !kubeconfig) {
+		fprintf(stderr, "twilld: --topology FILE, --kube or --kubeconfig FILE is required\n");
 		usage(stderr);
 		return 2;
 	}
@@ -277,9 +296,26 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (kube || kubeconfig) {
+		char key[WG_KEY_B64_LEN];
+
+		ret = agent_public_key(cfg.state_dir, key);
+		if (ret == 0)
+			ret = kube_topology_start(absolute(kubeconfig), cfg.state_dir, cfg.node_name,
+						  key, 10000, &kube_topology, &kube_watch);
+		if (ret < 0) {
+			fprintf(stderr, "twilld: cannot read nodes from the API server: %s\n",
+				strerror(-ret));
+			return 1;
+		}
+		cfg.topology_path = kube_topology;
+	}
+
 	ret = agent_new(&cfg, &a);
-	if (ret < 0)
+	if (ret < 0) {
+		kube_watch_stop(kube_watch);
 		return 1;
+	}
 	if (once) {
 		ret = agent_reconcile(a, &st);
 		printf("reconcile %s nodes=%zu peers=%zu added=%zu removed=%zu updated=%zu "
@@ -295,6 +331,8 @@ int main(int argc, char **argv)
 		ret = agent_run(a);
 	}
 	agent_free(a);
+	kube_watch_stop(kube_watch);
+	free(kube_topology);
 	log_close_file();
 	return ret < 0 ? 1 : 0;
 }
