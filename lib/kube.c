@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -543,14 +544,15 @@ static void log_http_failure(const struct kube_config *cfg, const char *what, lo
 	json_decref(st);
 }
 
-typedef int (*kube_progress_fn)(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-				curl_off_t ultotal, curl_off_t ulnow);
+struct kube_watch;
+static void watch_hook(struct kube_watch *w, CURL *curl);
+static bool watch_stopping(struct kube_watch *w);
 
 /* One request, whole body in memory. 0 with *status set when the server answered. */
 static int kube_do(const struct kube_config *cfg, const char *method, const char *path,
 		   const char *content_type, const char *body, unsigned connect_timeout_s,
-		   unsigned total_timeout_s, kube_progress_fn progress, void *progress_arg,
-		   long *status, struct buf *resp)
+		   unsigned total_timeout_s, struct kube_watch *w, long *status,
+		   struct buf *resp)
 {
 	struct kube_req r;
 	char ct[128];
@@ -575,14 +577,11 @@ static int kube_do(const struct kube_config *cfg, const char *method, const char
 	curl_easy_setopt(r.curl, CURLOPT_TIMEOUT, (long)total_timeout_s);
 	curl_easy_setopt(r.curl, CURLOPT_WRITEFUNCTION, body_write);
 	curl_easy_setopt(r.curl, CURLOPT_WRITEDATA, resp);
-	if (progress) {
-		curl_easy_setopt(r.curl, CURLOPT_NOPROGRESS, 0L);
-		curl_easy_setopt(r.curl, CURLOPT_XFERINFOFUNCTION, progress);
-		curl_easy_setopt(r.curl, CURLOPT_XFERINFODATA, progress_arg);
-	}
+	if (w)
+		watch_hook(w, r.curl);
 	rc = curl_easy_perform(r.curl);
 	if (rc != CURLE_OK) {
-		ret = curl_errno(rc);
+		ret = w && watch_stopping(w) ? -ECANCELED : curl_errno(rc);
 		if (ret != -ECANCELED)
 			log_warn("kube: %s: %s %s%s: %s", cfg->source, method, cfg->server, path,
 				 resp->overflow ? "response too large" :
@@ -610,7 +609,7 @@ static bool node_name_valid(const char *name)
 }
 
 static int patch_public_key(const struct kube_config *cfg, const char *node,
-			    const char *key_b64, kube_progress_fn progress, void *arg)
+			    const char *key_b64, struct kube_watch *w)
 {
 	struct buf resp = { .max = KUBE_BODY_MAX };
 	char *path = NULL, *body = NULL;
@@ -636,7 +635,7 @@ static int patch_public_key(const struct kube_config *cfg, const char *node,
 		goto cleanup;
 	}
 	ret = kube_do(cfg, "PATCH", path, "application/merge-patch+json", body, 10, 30,
-		      progress, arg, &status, &resp);
+		      w, &status, &resp);
 	if (ret < 0)
 		goto cleanup;
 	if (status != 200) {
@@ -658,7 +657,7 @@ cleanup:
 int kube_publish_public_key(const struct kube_config *cfg, const char *node,
 			    const char *key_b64)
 {
-	return patch_public_key(cfg, node, key_b64, NULL, NULL);
+	return patch_public_key(cfg, node, key_b64, NULL);
 }
 
 /* ---- the watch thread ---- */
@@ -677,6 +676,7 @@ struct kube_watch {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	atomic_bool stop;
+	int socks[4];        /* curl's open sockets, shut down by stop; under lock */
 	char *pending;
 	size_t pending_len;
 
@@ -854,13 +854,70 @@ static int stream_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	return 0;
 }
 
+/*
+ * curl only looks at the stop flag about once a second while a watch is idle; shutting
+ * its sockets down ends the transfer at once. The lock keeps curl from closing (and the
+ * kernel from reusing) a descriptor while stop shuts it down.
+ */
+static curl_socket_t watch_open_socket(void *arg, curlsocktype purpose,
+				       struct curl_sockaddr *addr)
+{
+	struct kube_watch *w = arg;
+	int fd;
+
+	(void)purpose;
+	fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < sizeof(w->socks) / sizeof(w->socks[0]); i++) {
+		if (w->socks[i] < 0) {
+			w->socks[i] = fd;
+			break;
+		}
+	}
+	if (atomic_load(&w->stop))
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&w->lock);
+	return fd;
+}
+
+static int watch_close_socket(void *arg, curl_socket_t fd)
+{
+	struct kube_watch *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < sizeof(w->socks) / sizeof(w->socks[0]); i++)
+		if (w->socks[i] == fd)
+			w->socks[i] = -1;
+	close(fd);
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+static bool watch_stopping(struct kube_watch *w)
+{
+	return atomic_load(&w->stop);
+}
+
+static void watch_hook(struct kube_watch *w, CURL *curl)
+{
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, watch_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, w);
+	curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, watch_open_socket);
+	curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, w);
+	curl_easy_setopt(curl, CURLOPT_CLOSESOCKETFUNCTION, watch_close_socket);
+	curl_easy_setopt(curl, CURLOPT_CLOSESOCKETDATA, w);
+}
+
 static void watch_publish(struct kube_watch *w)
 {
 	int ret;
 
 	if (!w->publish_needed || now_ms() < w->publish_at)
 		return;
-	ret = patch_public_key(&w->cfg, w->node_name, w->public_key, watch_progress, w);
+	ret = patch_public_key(&w->cfg, w->node_name, w->public_key, w);
 	if (ret == 0) {
 		w->publish_needed = false;
 		w->publish_failures = 0;
@@ -912,7 +969,7 @@ static int watch_list(struct kube_watch *w)
 		free(resp.data);
 		resp = (struct buf){ .max = KUBE_BODY_MAX };
 		ret = kube_do(&w->cfg, "GET", path, NULL, NULL, w->opts.connect_timeout_s, 120,
-			      watch_progress, w, &status, &resp);
+			      w, &status, &resp);
 		if (ret < 0)
 			goto cleanup;
 		if (status == 410) {
@@ -1031,13 +1088,14 @@ static int watch_stream(struct kube_watch *w)
 	curl_easy_setopt(r.curl, CURLOPT_HEADERDATA, w);
 	curl_easy_setopt(r.curl, CURLOPT_WRITEFUNCTION, stream_write);
 	curl_easy_setopt(r.curl, CURLOPT_WRITEDATA, w);
-	curl_easy_setopt(r.curl, CURLOPT_NOPROGRESS, 0L);
+	watch_hook(w, r.curl);
 	curl_easy_setopt(r.curl, CURLOPT_XFERINFOFUNCTION, stream_progress);
-	curl_easy_setopt(r.curl, CURLOPT_XFERINFODATA, w);
 	/* the server ends the watch at timeoutSeconds; this only catches a silent peer */
 	curl_easy_setopt(r.curl, CURLOPT_TIMEOUT, (long)w->opts.watch_timeout_s + 60);
 	log_debug("kube: watching nodes from resourceVersion %s", w->cache->rv);
 	rc = curl_easy_perform(r.curl);
+	if (watch_stopping(w))
+		w->stream_result = WATCH_STOPPED;
 	if (rc != CURLE_OK && w->stream_result == WATCH_ENDED) {
 		log_warn("kube: %s: watch of nodes at %s: %s", w->cfg.source, w->cfg.server,
 			 r.errbuf[0] ? r.errbuf : curl_easy_strerror(rc));
@@ -1148,6 +1206,8 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 	if (!w)
 		return -ENOMEM;
 	w->efd = -1;
+	for (size_t i = 0; i < sizeof(w->socks) / sizeof(w->socks[0]); i++)
+		w->socks[i] = -1;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1236,6 +1296,9 @@ void kube_watch_stop(struct kube_watch *w)
 	if (w->thread_started) {
 		pthread_mutex_lock(&w->lock);
 		atomic_store(&w->stop, true);
+		for (size_t i = 0; i < sizeof(w->socks) / sizeof(w->socks[0]); i++)
+			if (w->socks[i] >= 0)
+				shutdown(w->socks[i], SHUT_RDWR);
 		pthread_cond_broadcast(&w->cond);
 		pthread_mutex_unlock(&w->lock);
 		pthread_join(w->thread, NULL);
