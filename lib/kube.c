@@ -31,6 +31,7 @@
 #define KUBE_BODY_MAX (64u << 20)
 #define KUBE_LINE_MAX (16u << 20)
 #define KUBE_KEY_ANNOTATION "twill.dev/public-key"
+#define KUBE_ANNOTATION_PREFIX "twill.dev/"
 #define KUBE_PUBLISH_BACKOFF_MAX_MS (5u * 60 * 1000)
 
 /* ---- the cache ---- */
@@ -95,26 +96,39 @@ static int copy_field(json_t *dst, json_t *src, const char *key)
 	return json_object_set_new(dst, key, json_deep_copy(v)) ? -ENOMEM : 0;
 }
 
-/* Only what a topology reader can use: heartbeats and images change nothing Twill reads. */
+/*
+ * Only what the topology contract reads: name, twill.dev/ annotations, the pod CIDRs and
+ * the addresses. Heartbeats, images, labels, taints (cordon) and other controllers'
+ * annotations change nothing Twill does, so they must not wake the agent.
+ */
 static json_t *node_reduce(json_t *node)
 {
 	json_t *meta = json_object_get(node, "metadata");
+	json_t *spec = json_object_get(node, "spec");
 	json_t *status = json_object_get(node, "status");
 	const char *name = json_string_value(json_object_get(meta, "name"));
-	json_t *out = NULL, *m, *st;
+	json_t *out = NULL, *ann, *v;
+	const char *key;
 
 	if (!name || !*name)
 		return NULL;
-	out = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "Node",
-			"metadata", "name", name);
+	out = json_pack("{s:s, s:s, s:{s:s, s:{}}, s:{}}", "apiVersion", "v1", "kind", "Node",
+			"metadata", "name", name, "annotations", "spec");
 	if (!out)
 		return NULL;
-	m = json_object_get(out, "metadata");
-	if (copy_field(m, meta, "uid") || copy_field(m, meta, "labels") ||
-	    copy_field(m, meta, "annotations") || copy_field(out, node, "spec"))
+	ann = json_object_get(json_object_get(out, "metadata"), "annotations");
+	json_object_foreach(json_object_get(meta, "annotations"), key, v) {
+		if (strncmp(key, KUBE_ANNOTATION_PREFIX, strlen(KUBE_ANNOTATION_PREFIX)) == 0 &&
+		    json_object_set(ann, key, v))
+			goto fail;
+	}
+	if (copy_field(json_object_get(out, "metadata"), meta, "uid") ||
+	    copy_field(json_object_get(out, "spec"), spec, "podCIDR") ||
+	    copy_field(json_object_get(out, "spec"), spec, "podCIDRs"))
 		goto fail;
 	if (json_object_get(status, "addresses")) {
-		st = json_object();
+		json_t *st = json_object();
+
 		if (!st || json_object_set_new(out, "status", st) ||
 		    copy_field(st, status, "addresses"))
 			goto fail;
@@ -665,7 +679,7 @@ int kube_publish_public_key(const struct kube_config *cfg, const char *node,
 enum { WATCH_ENDED, WATCH_GONE, WATCH_FAILED, WATCH_STOPPED, WATCH_PUBLISH };
 
 struct kube_watch {
-	struct kube_config cfg;
+	struct kube_config *cfg;
 	char *node_name;
 	char *public_key;
 	char *output_path;
@@ -694,47 +708,6 @@ struct kube_watch {
 	uint64_t publish_at;
 	unsigned publish_failures;
 };
-
-static char *dup_or_null(const char *s, bool *fail)
-{
-	char *d;
-
-	if (!s)
-		return NULL;
-	d = strdup(s);
-	if (!d)
-		*fail = true;
-	return d;
-}
-
-static int config_copy(struct kube_config *dst, const struct kube_config *src)
-{
-	bool fail = false;
-
-	dst->server = dup_or_null(src->server, &fail);
-	dst->ca_file = dup_or_null(src->ca_file, &fail);
-	dst->ca_pem = dup_or_null(src->ca_pem, &fail);
-	dst->token = dup_or_null(src->token, &fail);
-	dst->token_file = dup_or_null(src->token_file, &fail);
-	dst->client_cert_file = dup_or_null(src->client_cert_file, &fail);
-	dst->client_cert_pem = dup_or_null(src->client_cert_pem, &fail);
-	dst->client_key_file = dup_or_null(src->client_key_file, &fail);
-	dst->client_key_pem = dup_or_null(src->client_key_pem, &fail);
-	dst->source = dup_or_null(src->source ? src->source : "kube", &fail);
-	return fail ? -ENOMEM : 0;
-}
-
-static void config_clear(struct kube_config *c)
-{
-	struct kube_config *heap = malloc(sizeof(*heap));
-
-	/* kube_config_free wipes the secrets; reuse it on a heap copy of the fields. */
-	if (heap) {
-		*heap = *c;
-		kube_config_free(heap);
-	}
-	memset(c, 0, sizeof(*c));
-}
 
 static unsigned backoff_ms(struct kube_watch *w, unsigned failures, unsigned cap)
 {
@@ -917,7 +890,7 @@ static void watch_publish(struct kube_watch *w)
 
 	if (!w->publish_needed || now_ms() < w->publish_at)
 		return;
-	ret = patch_public_key(&w->cfg, w->node_name, w->public_key, w);
+	ret = patch_public_key(w->cfg, w->node_name, w->public_key, w);
 	if (ret == 0) {
 		w->publish_needed = false;
 		w->publish_failures = 0;
@@ -968,7 +941,7 @@ static int watch_list(struct kube_watch *w)
 		esc = NULL;
 		free(resp.data);
 		resp = (struct buf){ .max = KUBE_BODY_MAX };
-		ret = kube_do(&w->cfg, "GET", path, NULL, NULL, w->opts.connect_timeout_s, 120,
+		ret = kube_do(w->cfg, "GET", path, NULL, NULL, w->opts.connect_timeout_s, 120,
 			      w, &status, &resp);
 		if (ret < 0)
 			goto cleanup;
@@ -979,7 +952,7 @@ static int watch_list(struct kube_watch *w)
 			goto cleanup;
 		}
 		if (status != 200) {
-			log_http_failure(&w->cfg, "listing nodes", status, &resp);
+			log_http_failure(w->cfg, "listing nodes", status, &resp);
 			ret = status == 401 || status == 403 ? -EACCES : -EIO;
 			goto cleanup;
 		}
@@ -1075,7 +1048,7 @@ static int watch_stream(struct kube_watch *w)
 		     "&allowWatchBookmarks=true&timeoutSeconds=%u", w->cache->rv,
 		     w->opts.watch_timeout_s) < 0)
 		return WATCH_FAILED;
-	ret = kube_req_init(&r, &w->cfg, path, w->opts.connect_timeout_s);
+	ret = kube_req_init(&r, w->cfg, path, w->opts.connect_timeout_s);
 	free(path);
 	if (ret < 0)
 		return WATCH_FAILED;
@@ -1097,7 +1070,7 @@ static int watch_stream(struct kube_watch *w)
 	if (watch_stopping(w))
 		w->stream_result = WATCH_STOPPED;
 	if (rc != CURLE_OK && w->stream_result == WATCH_ENDED) {
-		log_warn("kube: %s: watch of nodes at %s: %s", w->cfg.source, w->cfg.server,
+		log_warn("kube: %s: watch of nodes at %s: %s", w->cfg->source, w->cfg->server,
 			 r.errbuf[0] ? r.errbuf : curl_easy_strerror(rc));
 		w->stream_result = WATCH_FAILED;
 	}
@@ -1110,7 +1083,7 @@ static int watch_stream(struct kube_watch *w)
 		return WATCH_GONE;
 	}
 	if (w->status != 200) {
-		log_http_failure(&w->cfg, "watching nodes", w->status, &w->errbody);
+		log_http_failure(w->cfg, "watching nodes", w->status, &w->errbody);
 		return WATCH_FAILED;
 	}
 	if (w->line.len)
@@ -1229,12 +1202,14 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 		w->opts.connect_timeout_s = 10;
 	w->line.max = KUBE_LINE_MAX;
 	w->errbody.max = 64 << 10;
-	w->node_name = dup_or_null(opts->node_name, &fail);
-	w->public_key = dup_or_null(opts->public_key, &fail);
-	w->output_path = dup_or_null(opts->output_path, &fail);
+	w->node_name = opts->node_name ? strdup(opts->node_name) : NULL;
+	w->public_key = opts->public_key ? strdup(opts->public_key) : NULL;
+	w->output_path = opts->output_path ? strdup(opts->output_path) : NULL;
+	fail = (opts->node_name && !w->node_name) || (opts->public_key && !w->public_key) ||
+	       (opts->output_path && !w->output_path);
 	w->publish_needed = w->public_key != NULL;
 	w->seed = (unsigned)now_ms() ^ (unsigned)getpid();
-	ret = config_copy(&w->cfg, cfg);
+	ret = kube_config_dup(cfg, &w->cfg);
 	if (ret < 0 || fail) {
 		ret = -ENOMEM;
 		goto cleanup;
@@ -1258,7 +1233,7 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 		goto cleanup;
 	}
 	w->thread_started = true;
-	log_info("kube: watching nodes at %s (%s)", w->cfg.server, w->cfg.source);
+	log_info("kube: watching nodes at %s (%s)", w->cfg->server, w->cfg->source);
 	*out = w;
 	w = NULL;
 cleanup:
@@ -1307,7 +1282,7 @@ void kube_watch_stop(struct kube_watch *w)
 		close(w->efd);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
-	config_clear(&w->cfg);
+	kube_config_free(w->cfg);
 	kube_cache_free(w->cache);
 	free(w->pending);
 	free(w->last_doc);

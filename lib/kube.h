@@ -24,8 +24,9 @@
  * After each change it builds a whole NodeList document from its cache of nodes; only
  * the newest document is kept (slow readers see the latest state, never a backlog) and
  * the eventfd becomes readable. A document is produced only when the fields Twill reads
- * change: each node is reduced to metadata (name, uid, labels, annotations), spec and
- * status.addresses, so kubelet heartbeats do not wake the agent.
+ * change: each node is reduced to metadata.name, metadata.uid, its twill.dev/
+ * annotations, spec.podCIDR(s) and status.addresses, so kubelet heartbeats, labels,
+ * cordons and other controllers' annotations do not wake the agent.
  */
 
 struct kube_config {
@@ -49,6 +50,7 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config **out);
  * tokenFile, client-certificate[-data], client-key[-data]). Exec plugins, auth
  * providers, passwords and insecure-skip-tls-verify are refused with a message. */
 int kube_config_from_kubeconfig(const char *path, struct kube_config **out);
+int kube_config_dup(const struct kube_config *src, struct kube_config **out);
 void kube_config_free(struct kube_config *cfg);
 /* A projected token file, trimmed; rejects an empty one. */
 int kube_read_token_file(const char *path, char **out);
