@@ -7,11 +7,7 @@
 #ifndef TWILL_COMMON_H
 #define TWILL_COMMON_H
 
-#ifdef __BPF__
 #include <linux/types.h>
-#else
-#include <linux/types.h>
-#endif
 
 /* Names under the pin folder (bpffs names are global, hence the prefix). */
 #define TWILL_MAP_ROUTES    "twill_routes"
@@ -60,8 +56,25 @@ struct twill_config {
 	__u32 node_prefixlen;    /* host order */
 	__u32 wg_ifindex;        /* host order */
 	__u32 strict;            /* 1: drop cluster traffic with no route instead of passing it */
-	__u32 pad[2];
+	__u32 flags;             /* TWILL_CFG_F_* */
+	__u32 pad;
 };
+
+/*
+ * Deliver to local pods with bpf_redirect() (through the host veth's transmit path)
+ * instead of bpf_redirect_peer() (straight into the pod's namespace, the default).
+ * An escape hatch for kernels or devices where the peer redirect misbehaves.
+ */
+#define TWILL_CFG_F_NO_REDIRECT_PEER (1u << 0)
+
+/*
+ * A cluster range with prefix length 0 means "not configured": nothing is inside it,
+ * so a zeroed configuration map never drops anything.
+ */
+
+/* TC filter identity: fixed so a re-attach replaces the filter instead of stacking one. */
+#define TWILL_TC_HANDLE   0x7477
+#define TWILL_TC_PRIORITY 1
 
 /* Per-CPU array indexed by reason. */
 enum twill_reason {

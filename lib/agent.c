@@ -26,6 +26,7 @@
 #include "agent.h"
 #include "conflist.h"
 #include "datapath.h"
+#include "kube.h"
 #include "log.h"
 #include "metrics.h"
 #include "mtu.h"
@@ -54,6 +55,12 @@ struct agent {
 	int64_t last_ok_unix;
 	char last_error[512];
 	struct metrics *metrics;
+	struct kube_config *kube;
+	struct kube_watch *watch;
+	char *kube_doc;                /* newest NodeList from the API server */
+	size_t kube_doc_len;
+	int attached[64];              /* ifindex, negative for egress: attached by this process */
+	size_t n_attached;
 	bool signals_blocked;
 	sigset_t blocked, saved_mask;
 };
@@ -118,6 +125,16 @@ int agent_new(const struct agent_config *cfg, struct agent **out)
 		goto cleanup;
 	wgkey_to_base64(a->public_key, b64);
 	log_info("agent: node '%s', public key %s", cfg->node_name, b64);
+	if (cfg->kube_in_cluster || cfg->kubeconfig) {
+		ret = cfg->kubeconfig ? kube_config_from_kubeconfig(cfg->kubeconfig, &a->kube)
+				      : kube_config_in_cluster(NULL, &a->kube);
+		if (ret < 0) {
+			log_err("agent: no Kubernetes API access from %s: %s",
+				cfg->kubeconfig ? cfg->kubeconfig : "the in-cluster service account",
+				strerror(-ret));
+			goto cleanup;
+		}
+	}
 	ret = wgctl_open(cfg->wg_device, cfg->backend, &a->wg);
 	if (ret < 0) {
 		log_err("agent: cannot open WireGuard device '%s': %s", cfg->wg_device, strerror(-ret));
@@ -137,6 +154,9 @@ void agent_free(struct agent *a)
 	if (!a)
 		return;
 	metrics_close(a->metrics);
+	kube_watch_stop(a->watch);
+	kube_config_free(a->kube);
+	free(a->kube_doc);
 	datapath_close(a->dp);
 	wgctl_close(a->wg);
 	topology_free(a->topo);
@@ -308,6 +328,32 @@ static bool prog_attached(int ifindex, bool egress, const char *name)
 	       strcmp(got, name) == 0;
 }
 
+/*
+ * A program a previous agent attached keeps working (the maps are the pinned ones), but
+ * it may be an older build: each process replaces it once (atomically, same TC handle),
+ * then only re-attaches where it went missing.
+ */
+static bool needs_attach(struct agent *a, int ifindex, bool egress, const char *name)
+{
+	int key = egress ? -ifindex : ifindex;
+
+	for (size_t i = 0; i < a->n_attached; i++)
+		if (a->attached[i] == key)
+			return !prog_attached(ifindex, egress, name);
+	return true;
+}
+
+static void mark_attached(struct agent *a, int ifindex, bool egress)
+{
+	int key = egress ? -ifindex : ifindex;
+
+	for (size_t i = 0; i < a->n_attached; i++)
+		if (a->attached[i] == key)
+			return;
+	if (a->n_attached < sizeof(a->attached) / sizeof(a->attached[0]))
+		a->attached[a->n_attached++] = key;
+}
+
 static int apply_bpf(struct agent *a, const struct topo_node *self, const struct rc_peer *desired,
 		     size_t n, int wg_ifindex, const struct mtu_result *underlay,
 		     struct agent_stats *st)
@@ -329,7 +375,6 @@ static int apply_bpf(struct agent *a, const struct topo_node *self, const struct
 			a->dp_failed_logged = true;
 			return ret;
 		}
-		log_info("agent: BPF dataplane loaded and pinned in '%s'", a->cfg.bpf_pin_dir);
 		a->dp_failed_logged = false;
 	}
 	/* Start from what is there: fields the agent does not own (flags) are kept. */
@@ -371,18 +416,19 @@ static int apply_bpf(struct agent *a, const struct topo_node *self, const struct
 	}
 	st->bpf_changed = plan.n_set;
 	st->bpf_removed = plan.n_remove;
-	if (!prog_attached(wg_ifindex, false, TWILL_PROG_WG)) {
+	if (needs_attach(a, wg_ifindex, false, TWILL_PROG_WG)) {
 		ret = datapath_attach_wg(a->dp, wg_ifindex);
 		if (ret < 0) {
 			set_error(a, "cannot attach %s to '%s': %s", TWILL_PROG_WG, a->cfg.wg_device,
 				  strerror(-ret));
 			goto cleanup;
 		}
+		mark_attached(a, wg_ifindex, false);
 	}
 	for (size_t i = 0; i < underlay->n_ifindexes; i++) {
 		int ifx = underlay->ifindexes[i];
 
-		if (ifx == wg_ifindex || prog_attached(ifx, true, TWILL_PROG_GUARD))
+		if (ifx == wg_ifindex || !needs_attach(a, ifx, true, TWILL_PROG_GUARD))
 			continue;
 		ret = datapath_attach_guard(a->dp, ifx);
 		if (ret < 0) {
@@ -390,6 +436,7 @@ static int apply_bpf(struct agent *a, const struct topo_node *self, const struct
 				  strerror(-ret));
 			goto cleanup;
 		}
+		mark_attached(a, ifx, true);
 	}
 	ret = 0;
 cleanup:
@@ -576,6 +623,78 @@ cleanup:
 	return ret;
 }
 
+static const char *source_name(const struct agent *a)
+{
+	return a->kube ? "the API server's node list" : a->cfg.topology_path;
+}
+
+static int start_watch(struct agent *a)
+{
+	struct kube_watch_opts opts = { 0 };
+	char b64[WG_KEY_B64_LEN];
+	int ret;
+
+	if (a->watch)
+		return 0;
+	wgkey_to_base64(a->public_key, b64);
+	opts.node_name = a->cfg.node_name;
+	opts.public_key = b64;  /* published as this node's twill.dev/public-key */
+	ret = kube_watch_start(a->kube, &opts, &a->watch);
+	if (ret < 0)
+		log_err("agent: cannot watch nodes on the API server: %s", strerror(-ret));
+	return ret;
+}
+
+/* Keeps only the newest document; true when a new one arrived. */
+static bool take_kube_doc(struct agent *a)
+{
+	char *doc = NULL;
+	size_t len = 0;
+
+	if (!a->watch || kube_watch_take(a->watch, &doc, &len) < 0)
+		return false;
+	free(a->kube_doc);
+	a->kube_doc = doc;
+	a->kube_doc_len = len;
+	return true;
+}
+
+int agent_wait_topology(struct agent *a, int timeout_ms)
+{
+	struct pollfd pfd;
+	int ret;
+
+	if (!a->kube || a->kube_doc)
+		return 0;
+	ret = start_watch(a);
+	if (ret < 0)
+		return ret;
+	pfd.fd = kube_watch_fd(a->watch);
+	pfd.events = POLLIN;
+	while (!take_kube_doc(a)) {
+		int r = poll(&pfd, 1, timeout_ms);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			log_err("agent: no node list from the API server within %d ms", timeout_ms);
+			return r < 0 ? -errno : -ETIMEDOUT;
+		}
+	}
+	return 0;
+}
+
+static int load_topology(struct agent *a, struct topology **out)
+{
+	if (!a->kube)
+		return topology_load_file(a->cfg.topology_path, out);
+	if (!a->kube_doc) {
+		log_info("agent: waiting for the first node list from the API server");
+		return -EAGAIN;
+	}
+	return topology_parse(a->kube_doc, a->kube_doc_len, out);
+}
+
 int agent_reconcile(struct agent *a, struct agent_stats *stats)
 {
 	struct agent_stats st = { 0 };
@@ -584,13 +703,15 @@ int agent_reconcile(struct agent *a, struct agent_stats *stats)
 	int ret;
 
 	a->last_error[0] = '\0';
-	ret = topology_load_file(a->cfg.topology_path, &topo);
+	ret = load_topology(a, &topo);
 	st.parse_ms = now_ms() - t0;
+	if (ret == -EAGAIN)
+		return ret;
 	a->reconciles++;
 	if (ret < 0) {
 		/* topology.c logged the node and field at fault */
 		set_error(a, "topology '%s' rejected (%s): keeping the last good state",
-			  a->cfg.topology_path, strerror(-ret));
+			  source_name(a), strerror(-ret));
 		log_err("agent: %s", a->last_error);
 		a->errors++;
 		if (!a->topo)
@@ -755,8 +876,8 @@ int agent_run(struct agent *a)
 	struct sigaction sa = { 0 };
 	bool running = true;
 
-	snprintf(dir, sizeof(dir), "%s", a->cfg.topology_path);
-	snprintf(basebuf, sizeof(basebuf), "%s", a->cfg.topology_path);
+	snprintf(dir, sizeof(dir), "%s", a->kube ? "" : a->cfg.topology_path);
+	snprintf(basebuf, sizeof(basebuf), "%s", dir);
 	base = basename(basebuf);
 
 	sa.sa_handler = on_signal;
@@ -780,8 +901,14 @@ int agent_run(struct agent *a)
 		log_err("agent: cannot set up the event loop: %s", strerror(errno));
 		goto cleanup;
 	}
-	if (inotify_add_watch(ifd, dirname(dir), IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
-				  IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+	/* the watch thread inherits the blocked mask: signals stay with the signalfd */
+	if (a->kube) {
+		ret = start_watch(a);
+		if (ret < 0)
+			goto cleanup;
+	} else if (inotify_add_watch(ifd, dirname(dir), IN_CLOSE_WRITE | IN_MOVED_TO |
+				     IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_DELETE_SELF |
+				     IN_MOVE_SELF) < 0) {
 		ret = -errno;
 		log_err("agent: cannot watch folder '%s' of topology '%s': %s", dir,
 			a->cfg.topology_path, strerror(errno));
@@ -797,17 +924,18 @@ int agent_run(struct agent *a)
 
 	agent_reconcile(a, NULL);
 	while (running) {
-		struct pollfd pfd[5] = {
+		struct pollfd pfd[6] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = ifd, .events = POLLIN },
 			{ .fd = tresync, .events = POLLIN },
 			{ .fd = tdebounce, .events = POLLIN },
 			{ .fd = a->metrics ? metrics_fd(a->metrics) : -1, .events = POLLIN },
+			{ .fd = a->watch ? kube_watch_fd(a->watch) : -1, .events = POLLIN },
 		};
 		bool reconcile = false;
 		uint64_t ticks;
 
-		if (poll(pfd, 5, -1) < 0) {
+		if (poll(pfd, 6, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			ret = -errno;
@@ -846,11 +974,15 @@ int agent_run(struct agent *a)
 			reconcile = true;
 		}
 		if ((pfd[3].revents & POLLIN) && read(tdebounce, &ticks, sizeof(ticks)) > 0) {
-			log_info("agent: topology '%s' changed: reconciling", a->cfg.topology_path);
+			log_info("agent: topology '%s' changed: reconciling", source_name(a));
 			reconcile = true;
 		}
 		if (pfd[4].revents & POLLIN)
 			metrics_serve(a->metrics, render_metrics, a);
+		if ((pfd[5].revents & POLLIN) && take_kube_doc(a)) {
+			log_debug("agent: new node list from the API server");
+			reconcile = true;
+		}
 		if (pending_hup) {
 			pending_hup = 0;
 			reconcile = true;

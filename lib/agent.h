@@ -12,7 +12,10 @@
 
 /* The node agent: keys, WireGuard device, peers, routes, BPF maps, CNI config. */
 struct agent_config {
+	/* the topology source: a file, or the API server (in-cluster or a kubeconfig) */
 	const char *topology_path;
+	bool kube_in_cluster;
+	const char *kubeconfig;
 	char node_name[TOPO_NAME_MAX];
 	const char *state_dir;
 	const char *cni_conf_dir;
@@ -47,7 +50,9 @@ int agent_new(const struct agent_config *cfg, struct agent **out);
 void agent_free(struct agent *a);
 /* One full reconcile; on a bad topology the last good state stays in force. */
 int agent_reconcile(struct agent *a, struct agent_stats *stats);
-/* Reconciles, then on inotify, SIGHUP and the resync timer until SIGTERM or SIGINT. */
+/* From the API server: waits up to timeout_ms for the first node list. */
+int agent_wait_topology(struct agent *a, int timeout_ms);
+/* Reconciles, then on topology changes, SIGHUP and the resync timer until SIGTERM or SIGINT. */
 int agent_run(struct agent *a);
 
 /* The node's public key, creating the private key on first use. */

@@ -205,11 +205,11 @@ static int parse_root(const json_t *root, struct cni_config *cfg, struct cni_err
 		return bad(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" is not an IPv4 CIDR%s",
 			   "podCIDR", "");
 	if (cfg->has_pod_cidr) {
+		/* every node owns one /24: .0, .1 (the node) and .255 are never handed out */
 		if (cni_cidr_parse(cfg->pod_cidr, &cfg->pod_net, &cfg->pod_prefixlen) < 0 ||
-		    cfg->pod_prefixlen < 8 || cfg->pod_prefixlen > 30)
+		    cfg->pod_prefixlen != 24)
 			return bad(err, CNI_ERR_INVALID_CONFIG,
-				   "field \"%s\" '%s' is not an IPv4 CIDR from /8 to /30",
-				   "podCIDR", cfg->pod_cidr);
+				   "field \"%s\" '%s' is not an IPv4 /24", "podCIDR", cfg->pod_cidr);
 		uint32_t mask = htonl(~0u << (32 - cfg->pod_prefixlen));
 
 		if (cfg->pod_net.s_addr & ~mask)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "inspect.h"
+#include "wgkey.h"
 
 static const struct {
 	const char *enum_name;
@@ -487,9 +488,11 @@ int inspect_routes(const struct inspect_snapshot *s, struct inspect_route_row **
 		}
 		snprintf(wgname, sizeof(wgname), "%s", s->wg_ifname[0] ? s->wg_ifname : "WireGuard");
 
-		if (!r->in_bpf)
-			appendf(r->problem, sizeof(r->problem), "no BPF route");
-		else if (wg_ifindex > 0 && (int)r->bpf.ifindex != wg_ifindex)
+		/* An agent running without the dataplane routes through the kernel only. */
+		if (!r->in_bpf) {
+			if (s->dp_loaded || !s->have_state || s->state.dataplane_loaded)
+				appendf(r->problem, sizeof(r->problem), "no BPF route");
+		} else if (wg_ifindex > 0 && (int)r->bpf.ifindex != wg_ifindex)
 			appendf(r->problem, sizeof(r->problem), "BPF route points at %s, not %s",
 				ifname_of(s, (int)r->bpf.ifindex, ifbuf, sizeof(ifbuf)), wgname);
 		if (!r->in_kernel)
@@ -534,6 +537,18 @@ static bool is_pod_veth(const struct inspect_link *l)
 	if (strspn(name + plen, "0123456789abcdef") != strlen(name + plen))
 		return false;
 	return !l->info.kind[0] || !strcmp(l->info.kind, "veth");
+}
+
+static const struct inspect_link *veth_by_host_route(const struct inspect_snapshot *s,
+						     struct in_addr addr)
+{
+	const struct inspect_link *l;
+
+	for (size_t i = 0; i < s->n_kroutes; i++)
+		if (s->kroutes[i].dst_len == 32 && s->kroutes[i].dst.s_addr == addr.s_addr &&
+		    (l = inspect_link_by_index(s, s->kroutes[i].ifindex)) && is_pod_veth(l))
+			return l;
+	return NULL;
 }
 
 static struct inspect_pod_row *pod_row_for(struct inspect_pod_row *rows, size_t n,
@@ -585,11 +600,16 @@ int inspect_pods(const struct inspect_snapshot *s, struct inspect_pod_row **out,
 		r->endpoint = s->endpoint_values[i];
 		r->veth = inspect_link_by_index(s, (int)r->endpoint.host_ifindex);
 	}
-	/* Without an endpoint entry the CNI's naming rule still finds the veth. */
-	for (size_t i = 0; i < n && s->alloc_veths; i++)
-		if (rows[i].alloc && !rows[i].veth)
+	/* Without an endpoint entry: the CNI's naming rule, else the pod's /32 route. */
+	for (size_t i = 0; i < n; i++) {
+		if (!rows[i].alloc || rows[i].veth)
+			continue;
+		if (s->alloc_veths)
 			rows[i].veth = inspect_link_by_name(s,
 				s->alloc_veths[rows[i].alloc - s->allocs]);
+		if (!rows[i].veth)
+			rows[i].veth = veth_by_host_route(s, rows[i].addr);
+	}
 	for (size_t i = 0; i < s->n_links; i++) {
 		const struct inspect_link *l = &s->links[i];
 		bool used = false;
@@ -718,6 +738,7 @@ static void trace_wireguard(const struct inspect_snapshot *s, struct inspect_tra
 static void trace_kernel(const struct inspect_snapshot *s, struct inspect_trace *t)
 {
 	const struct nl_route *k = kernel_lookup(s, t->dst, 32);
+	const struct inspect_link *out;
 	char ifbuf[32], net[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
 
 	snprintf(t->verdict, sizeof(t->verdict), "kernel stack");
@@ -736,8 +757,40 @@ static void trace_kernel(const struct inspect_snapshot *s, struct inspect_trace 
 		     ifname_of(s, k->ifindex, ifbuf, sizeof(ifbuf)));
 	}
 	trace_set_out(s, t, k->ifindex);
-	if (k->ifindex > 0 && k->ifindex == inspect_wg_ifindex(s))
+	if (k->ifindex > 0 && k->ifindex == inspect_wg_ifindex(s)) {
 		trace_wireguard(s, t, NULL);
+		return;
+	}
+	out = inspect_link_by_index(s, k->ifindex);
+	if (out && !strcmp(out->prog_egress, TWILL_PROG_GUARD) && strict_mode(s) &&
+	    cluster_contains(s, t->src) && cluster_contains(s, t->dst)) {
+		t->reason = TWILL_R_DROP_ESCAPED;
+		snprintf(t->verdict, sizeof(t->verdict), "drop");
+		t->out_ifname[0] = '\0';
+		step(t, "%s on %s egress: pod-to-pod cluster traffic outside the tunnel is dropped "
+			"(%s)", TWILL_PROG_GUARD, out->info.name, inspect_reason_enum_name(t->reason));
+	}
+}
+
+/*
+ * The host veth a local pod's packets arrive on: its endpoint entry, else the CNI's
+ * name for its allocation, else the /32 route the CNI plugin points at it.
+ */
+static const struct inspect_link *source_veth(const struct inspect_snapshot *s,
+					      struct in_addr src,
+					      const struct twill_endpoint_value *src_ep)
+{
+	const struct inspect_link *l;
+
+	if (src_ep)
+		return inspect_link_by_index(s, (int)src_ep->host_ifindex);
+	if (!local_cidr_contains(s, src))
+		return NULL;
+	for (size_t i = 0; s->alloc_veths && i < s->n_allocs; i++)
+		if (s->allocs[i].addr.s_addr == src.s_addr &&
+		    (l = inspect_link_by_name(s, s->alloc_veths[i])))
+			return l;
+	return veth_by_host_route(s, src);
 }
 
 int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct in_addr dst,
@@ -745,6 +798,7 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 {
 	struct inspect_trace t = { .src = src, .dst = dst, .reason = -1 };
 	const struct twill_endpoint_value *src_ep, *dst_ep;
+	const struct inspect_link *src_veth, *wg_link;
 	char srcs[INET_ADDRSTRLEN], dsts[INET_ADDRSTRLEN], ifbuf[32];
 	ssize_t r;
 	int wg_ifindex = inspect_wg_ifindex(s);
@@ -758,16 +812,19 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 	src_ep = endpoint_lookup(s, src);
 	dst_ep = endpoint_lookup(s, dst);
 
-	if (src_ep) {
+	src_veth = source_veth(s, src, src_ep);
+	wg_link = inspect_link_by_index(s, wg_ifindex);
+	if (src_veth && strcmp(src_veth->prog_ingress, TWILL_PROG_POD)) {
+		step(&t, "%s is a pod on this node behind host veth %s, but %s is not attached "
+			 "there: no twill program sees it", srcs, src_veth->info.name, TWILL_PROG_POD);
+		trace_kernel(s, &t);
+	} else if (src_veth) {
 		/* From a local pod: TC ingress on its host veth (twill_pod_ingress). */
-		const struct inspect_link *veth = inspect_link_by_index(s, (int)src_ep->host_ifindex);
-
 		snprintf(t.program, sizeof(t.program), "%s", TWILL_PROG_POD);
-		snprintf(t.program_ifname, sizeof(t.program_ifname), "%s",
-			 veth ? veth->info.name : "(veth gone)");
-		if (!veth || (s->dp_loaded && !veth->prog_ingress[0]))
-			step(&t, "warning: %s is not attached on the host veth of %s: nothing below happens",
-			     TWILL_PROG_POD, srcs);
+		snprintf(t.program_ifname, sizeof(t.program_ifname), "%s", src_veth->info.name);
+		if (!src_ep)
+			step(&t, "note: %s has no endpoint map entry (replies from other pods "
+				 "cannot be delivered to it)", srcs);
 		step(&t, "%s on %s ingress sees %s -> %s", TWILL_PROG_POD, t.program_ifname, srcs,
 		     dsts);
 		if (dst_ep) {
@@ -804,6 +861,12 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 			     dsts, inspect_reason_enum_name(t.reason));
 			trace_kernel(s, &t);
 		}
+	} else if (t.src_kind == INSPECT_ADDR_REMOTE_POD &&
+		   (!wg_link || strcmp(wg_link->prog_ingress, TWILL_PROG_WG))) {
+		step(&t, "arrives decrypted on %s, where %s is not attached: no twill program "
+			 "sees it", s->wg_ifname[0] ? s->wg_ifname : "the WireGuard device",
+		     TWILL_PROG_WG);
+		trace_kernel(s, &t);
 	} else if (t.src_kind == INSPECT_ADDR_REMOTE_POD) {
 		/* From another node's pod: decrypted by WireGuard, TC ingress on the device. */
 		snprintf(t.program, sizeof(t.program), "%s", TWILL_PROG_WG);
@@ -833,9 +896,10 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 	}
 	if (!t.verdict[0])
 		snprintf(t.verdict, sizeof(t.verdict), "kernel stack");
-	if (t.mtu || t.pod_mtu)
-		step(&t, "MTU: %u on %s, pod MTU %u", t.mtu, t.out_ifname[0] ? t.out_ifname : "-",
-		     t.pod_mtu);
+	if (t.mtu)
+		step(&t, "MTU: %u on %s, pod MTU %u", t.mtu, t.out_ifname, t.pod_mtu);
+	else if (t.pod_mtu)
+		step(&t, "MTU: pod MTU %u", t.pod_mtu);
 	*out = t;
 	return 0;
 }
@@ -896,10 +960,8 @@ int inspect_health(const struct inspect_snapshot *s, struct inspect_health *out)
 			continue;
 		}
 		if (!who[0]) {
-			/* Base64 would pull wgkey in; the first bytes in hex are enough to find it. */
-			snprintf(key, sizeof(key), "%02x%02x%02x%02x", peers[i].peer->public_key[0],
-				 peers[i].peer->public_key[1], peers[i].peer->public_key[2],
-				 peers[i].peer->public_key[3]);
+			wgkey_to_base64(peers[i].peer->public_key, key);
+			memcpy(key + 8, "...", 4);
 			who = key;
 		}
 		if (peers[i].handshake_age < 0)

@@ -13,11 +13,7 @@
 #include "ipam.h"
 #include "netlink.h"
 #include "nodestate.h"
-/* topology.h's comment holds a slash-star until its fix lands: keep -Werror quiet. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "topology.h"
-#pragma GCC diagnostic pop
 #include "wgctl.h"
 
 /*
@@ -44,6 +40,7 @@ struct inspect_snapshot {
 	bool have_state;                     /* <state_dir>/node.json was read */
 	struct nodestate state;
 
+	char pin_dir[PATH_MAX];
 	bool dp_loaded;                      /* the pinned maps could be opened */
 	bool have_config;
 	struct twill_config config;
@@ -84,6 +81,8 @@ struct inspect_options {
 /* Never fails because a source is missing (the agent may be down); only -ENOMEM. */
 int inspect_collect(const struct inspect_options *opt, struct inspect_snapshot **out);
 void inspect_snapshot_free(struct inspect_snapshot *s);
+/* Re-reads only the per-CPU counters (for --watch). */
+int inspect_read_counters(const char *pin_dir, struct twill_counter counters[TWILL_R_MAX]);
 /* The public key from <state_dir>/private.key, else from the device; never the private key. */
 int inspect_public_key(const struct inspect_options *opt, uint8_t pub[WG_KEY_LEN]);
 

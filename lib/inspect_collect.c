@@ -49,6 +49,19 @@ static void collect_dataplane(struct inspect_snapshot *s, const char *pin_dir)
 	datapath_close(dp);
 }
 
+int inspect_read_counters(const char *pin_dir, struct twill_counter counters[TWILL_R_MAX])
+{
+	struct datapath *dp = NULL;
+	int ret;
+
+	ret = datapath_open_pinned(pin_dir, &dp);
+	if (ret < 0)
+		return ret;
+	ret = datapath_counters_read(dp, counters);
+	datapath_close(dp);
+	return ret;
+}
+
 static int wg_read(const char *name, enum wg_backend backend, struct wg_device **dev,
 		   enum wg_backend *used)
 {
@@ -87,6 +100,8 @@ static void collect_wg(struct inspect_snapshot *s)
 			  strerror(-ret));
 		return;
 	}
+	/* twillctl never needs the private key: do not keep it in memory. */
+	explicit_bzero(s->wg->private_key, WG_KEY_LEN);
 	snprintf(s->wg_backend, sizeof(s->wg_backend), "%s", wg_backend_name(used));
 }
 
@@ -183,6 +198,7 @@ int inspect_collect(const struct inspect_options *opt, struct inspect_snapshot *
 		wg_name = s->have_state && s->state.wg_device[0] ? s->state.wg_device :
 								   INSPECT_DEFAULT_WG_DEVICE;
 	snprintf(s->wg_ifname, sizeof(s->wg_ifname), "%s", wg_name);
+	snprintf(s->pin_dir, sizeof(s->pin_dir), "%s", pin_dir);
 
 	collect_dataplane(s, pin_dir);
 	collect_wg(s);

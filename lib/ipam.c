@@ -6,6 +6,14 @@
  * store, never a torn one, and the kernel drops its lock. A store that does not parse
  * is never rewritten: every operation fails with -EBADMSG until an operator fixes it,
  * because an empty store would hand out addresses that running pods still use.
+ *
+ * <state_dir>/ipam/<network>/store.json, sorted by address:
+ *   {"version": 1, "pod_cidr": "10.244.1.0/24", "cursor": 3, "allocations": [
+ *     {"address": "10.244.1.2", "container_id": "4d3c...", "ifname": "eth0",
+ *      "allocated_at": "2026-11-21T13:05:04Z"}, ...]}
+ * cursor is the host octet handed out last. Beside it: "lock" (flock only, never
+ * removed) and "store.json.tmp", the next store being written (stale if present
+ * while nobody holds the lock; ignored by readers).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -307,6 +315,37 @@ static int parse_allocation(const json_t *obj, struct in_addr network, size_t in
 	return 0;
 }
 
+static int attachment_cmp(const void *a, const void *b)
+{
+	const struct ipam_allocation *x = *(const struct ipam_allocation *const *)a;
+	const struct ipam_allocation *y = *(const struct ipam_allocation *const *)b;
+	int c = strcmp(x->container_id, y->container_id);
+
+	return c ? c : strcmp(x->ifname, y->ifname);
+}
+
+static int check_attachments_unique(const struct ipam_store *s, const char *origin)
+{
+	const struct ipam_allocation **by_id;
+	int r = 0;
+
+	if (s->count < 2)
+		return 0;
+	by_id = calloc(s->count, sizeof(*by_id));
+	if (!by_id)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->count; i++)
+		by_id[i] = &s->allocs[i];
+	qsort(by_id, s->count, sizeof(*by_id), attachment_cmp);
+	for (size_t i = 1; i < s->count && r == 0; i++) {
+		if (attachment_cmp(&by_id[i - 1], &by_id[i]) == 0)
+			r = corrupt(origin, "container '%s' ifname '%s' holds two addresses",
+				    by_id[i]->container_id, by_id[i]->ifname);
+	}
+	free(by_id);
+	return r;
+}
+
 int ipam_store_parse(const char *text, size_t len, const char *pod_cidr, const char *origin,
 		     struct ipam_store **out)
 {
@@ -418,24 +457,18 @@ int ipam_store_parse(const char *text, size_t len, const char *pod_cidr, const c
 		s->count++;
 	}
 	qsort(s->allocs, s->count, sizeof(*s->allocs), alloc_cmp);
-	for (size_t i = 0; i < s->count; i++) {
+	for (size_t i = 1; i < s->count; i++) {
 		char addr[INET_ADDRSTRLEN];
 
+		if (s->allocs[i].addr.s_addr != s->allocs[i - 1].addr.s_addr)
+			continue;
 		inet_ntop(AF_INET, &s->allocs[i].addr, addr, sizeof(addr));
-		if (i > 0 && s->allocs[i].addr.s_addr == s->allocs[i - 1].addr.s_addr) {
-			r = corrupt(origin, "address '%s' is allocated twice", addr);
-			goto cleanup;
-		}
-		for (size_t j = 0; j < i; j++) {
-			if (strcmp(s->allocs[i].container_id, s->allocs[j].container_id) == 0 &&
-			    strcmp(s->allocs[i].ifname, s->allocs[j].ifname) == 0) {
-				r = corrupt(origin, "container '%s' ifname '%s' holds two "
-					    "addresses", s->allocs[i].container_id,
-					    s->allocs[i].ifname);
-				goto cleanup;
-			}
-		}
+		r = corrupt(origin, "address '%s' is allocated twice", addr);
+		goto cleanup;
 	}
+	r = check_attachments_unique(s, origin);
+	if (r < 0)
+		goto cleanup;
 	*out = s;
 	s = NULL;
 	r = 0;
@@ -759,7 +792,8 @@ static int store_save(struct ipam *ipam, const struct ipam_store *s)
 		r = write_all(fd, "\n", 1);
 	if (r < 0)
 		goto fail;
-	if (fsync(fd) < 0) {
+	/* fdatasync also flushes the size, all a reader of this new file needs */
+	if (fdatasync(fd) < 0) {
 		r = -errno;
 		goto fail;
 	}

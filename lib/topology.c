@@ -282,6 +282,11 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(((const struct topo_node *)a)->name, ((const struct topo_node *)b)->name);
 }
 
+static int cmp_name_ptr(const void *a, const void *b)
+{
+	return cmp_name(*(const struct topo_node *const *)a, *(const struct topo_node *const *)b);
+}
+
 static int cmp_net_ptr(const void *a, const void *b)
 {
 	const struct topo_node *x = *(const struct topo_node *const *)a;
@@ -309,7 +314,7 @@ static int check_unique(struct topology *t)
 	for (size_t i = 0; i < t->n_unkeyed; i++)
 		all[k++] = &t->unkeyed[i];
 
-	qsort(all, total, sizeof(*all), cmp_name);
+	qsort(all, total, sizeof(*all), cmp_name_ptr);
 	for (size_t i = 1; i < total; i++) {
 		if (strcmp(all[i - 1]->name, all[i]->name) == 0) {
 			log_err("topology: node '%s' appears twice", all[i]->name);

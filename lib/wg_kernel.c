@@ -439,9 +439,12 @@ int wg_kernel_build_set(void *buf, size_t buflen, uint16_t family_id, uint32_t s
 
 	if (cur->done)
 		return -EINVAL;
-	ret = validate_device(dev);
-	if (ret < 0)
-		return ret;
+	/* Once, on the first message: per message it would cost O(peers) each time. */
+	if (!cur->device_sent) {
+		ret = validate_device(dev);
+		if (ret < 0)
+			return ret;
+	}
 	if (!fits_header(buflen, sizeof(struct genlmsghdr)))
 		return -EMSGSIZE;
 	memset(buf, 0, buflen); /* libmnl leaves attribute padding unwritten */

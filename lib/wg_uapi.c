@@ -29,7 +29,7 @@
 #include "wg_uapi.h"
 
 #define UAPI_IO_TIMEOUT_SEC 30
-#define UAPI_MAX_REPLY (256u << 20)
+#define UAPI_MAX_REPLY (64u << 20)
 
 int wg_uapi_socket_path(const char *ifname, char *buf, size_t len)
 {
@@ -505,9 +505,10 @@ static int uapi_exchange(const char *ifname, const char *req, size_t reqlen, cha
 
 	ret = uapi_connect(ifname, &fd);
 	if (ret < 0) {
-		log_err("wg uapi: cannot connect to the socket of '%s': %s", ifname,
-			strerror(-ret));
-		return ret;
+		log_err("wg uapi: cannot connect to '%s/%s.sock' of device '%s': %s",
+			TWILL_DEFAULT_WG_RUN_DIR, ifname, ifname, strerror(-ret));
+		/* No socket, or nobody behind it: to callers, like the kernel, no device. */
+		return ret == -ENOENT || ret == -ECONNREFUSED ? -ENODEV : ret;
 	}
 	while (sent < reqlen) {
 		ssize_t n = send(fd, req + sent, reqlen - sent, MSG_NOSIGNAL);
@@ -693,6 +694,19 @@ int wg_uapi_start(const char *program, const char *ifname, int timeout_ms)
 		return ret;
 	}
 	if (pid == 0) {
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		sigset_t none;
+
+		/*
+		 * The daemon outlives us and must not inherit the agent's signal set-up (a
+		 * blocked SIGTERM, an ignored SIGPIPE) nor its session, where a terminal's
+		 * Ctrl-C or a SIGHUP to the agent's group would take the dataplane down.
+		 */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (int sig = 1; sig < NSIG; sig++)
+			sigaction(sig, &dfl, NULL);
+		setsid();
 		/* stdout may be a CNI result or a pipe someone parses: the daemon talks to stderr. */
 		if (dup2(devnull, STDIN_FILENO) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
 			_exit(127);
@@ -708,6 +722,11 @@ int wg_uapi_start(const char *program, const char *ifname, int timeout_ms)
 
 		if (r == pid)
 			break;
+		if (r < 0 && errno == ECHILD) {
+			/* SIGCHLD ignored by the caller: the kernel reaped it, the socket will tell. */
+			status = 0;
+			break;
+		}
 		if (r < 0 && errno != EINTR) {
 			ret = -errno;
 			goto cleanup;

@@ -79,7 +79,10 @@ bool wgctl_device_exists(struct wgctl *wg);
 /* Kernel: RTM_NEWLINK kind wireguard. Userspace: starts wireguard-go and waits for the socket. */
 int wgctl_create_device(struct wgctl *wg);
 int wgctl_delete_device(struct wgctl *wg);
-/* Peers come back with flags 0, endpoint family 0 when none, ifindex from the name. */
+/*
+ * Peers come back with flags 0, endpoint family 0 when none, ifindex from the name.
+ * -ENODEV when the device is gone (userspace: no socket, or no daemon behind it).
+ */
 int wgctl_get(struct wgctl *wg, struct wg_device **out);
 /*
  * Applies only what is in dev: flags say which device fields, peers carry their own flags.

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "kube.h"
 #include "log.h"
 #include "twill-config.h"
 
@@ -20,16 +19,14 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: twilld --topology FILE [options]      run the node agent\n"
-"       twilld --kube | --kubeconfig FILE [options]  same, nodes from the API server\n"
+"usage: twilld --topology FILE | --kube | --kubeconfig FILE [options]   run the node agent\n"
 "       twilld --show-public-key [--state-dir DIR]\n"
 "       twilld cleanup [options]               remove what the agent made (not the key)\n"
 "\n"
-"  --topology FILE         NodeList or Node JSON (kubectl get nodes -o json)\n"
-"  --kube                  watch Nodes through the API server, in-cluster credentials\n"
-"                          (service account token and CA); publishes this node's\n"
-"                          public key as the twill.dev/public-key annotation\n"
-"  --kubeconfig FILE       the same with a kubeconfig (token or client certificate)\n"
+"  --topology FILE         NodeList or Node JSON (kubectl get nodes -o json), watched\n"
+"  --kube                  watch Nodes on the API server (in-cluster service account)\n"
+"  --kubeconfig FILE       watch Nodes on the API server named by a kubeconfig\n"
+"                          (both publish this node's twill.dev/public-key)\n"
 "  --node NAME             this node (default: $NODE_NAME, else the hostname)\n"
 "  --state-dir DIR         key, node state, IPAM (default " TWILL_DEFAULT_STATE_DIR ")\n"
 "  --cni-conf-dir DIR      where 10-twill.conflist goes (default " TWILL_DEFAULT_CNI_CONF_DIR ")\n"
@@ -146,11 +143,6 @@ int main(int argc, char **argv)
 	};
 	const char *node = NULL, *cluster = NULL, *log_file = NULL;
 	bool once = false, show_key = false, cleanup = false;
-	/* topology from the API server: lib/kube keeps a file the agent watches */
-	bool kube = false;
-	const char *kubeconfig = NULL;
-	struct kube_watch *kube_watch = NULL;
-	char *kube_topology = NULL;
 	enum log_level level = TWILL_LOG_INFO;
 	struct agent_stats st;
 	struct agent *a = NULL;
@@ -161,8 +153,8 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (c) {
 		case OPT_TOPOLOGY: cfg.topology_path = optarg; break;
-		case OPT_KUBE: kube = true; break;
-		case OPT_KUBECONFIG: kubeconfig = optarg; break;
+		case OPT_KUBE: cfg.kube_in_cluster = true; break;
+		case OPT_KUBECONFIG: cfg.kubeconfig = optarg; break;
 		case OPT_NODE: node = optarg; break;
 		case OPT_STATE_DIR: cfg.state_dir = optarg; break;
 		case OPT_CNI_CONF_DIR: cfg.cni_conf_dir = optarg; break;
@@ -238,6 +230,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level(level);
 	cfg.topology_path = absolute(cfg.topology_path);
+	cfg.kubeconfig = absolute(cfg.kubeconfig);
 	cfg.state_dir = absolute(cfg.state_dir);
 	cfg.cni_conf_dir = absolute(cfg.cni_conf_dir);
 	cfg.bpf_pin_dir = absolute(cfg.bpf_pin_dir);
@@ -266,12 +259,8 @@ int main(int argc, char **argv)
 	if (cleanup)
 		return agent_cleanup(&cfg) < 0 ? 1 : 0;
 
-	if (!!cfg.topology_path + kube + !!kubeconfig > 1) {
-		fprintf(stderr, "twilld: --topology, --kube and --kubeconfig exclude each other\n");
-		return 2;
-	}
-	if (!cfg.topology_path && !kube && !kubeconfig) {
-		fprintf(stderr, "twilld: --topology FILE, --kube or --kubeconfig FILE is required\n");
+	if (!!cfg.topology_path + cfg.kube_in_cluster + !!cfg.kubeconfig != 1) {
+		fprintf(stderr, "twilld: give exactly one of --topology FILE, --kube, --kubeconfig FILE\n");
 		usage(stderr);
 		return 2;
 	}
@@ -296,28 +285,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	if (kube || kubeconfig) {
-		char key[WG_KEY_B64_LEN];
-
-		ret = agent_public_key(cfg.state_dir, key);
-		if (ret == 0)
-			ret = kube_topology_start(absolute(kubeconfig), cfg.state_dir, cfg.node_name,
-						  key, 10000, &kube_topology, &kube_watch);
-		if (ret < 0) {
-			fprintf(stderr, "twilld: cannot read nodes from the API server: %s\n",
-				strerror(-ret));
-			return 1;
-		}
-		cfg.topology_path = kube_topology;
-	}
-
 	ret = agent_new(&cfg, &a);
-	if (ret < 0) {
-		kube_watch_stop(kube_watch);
+	if (ret < 0)
 		return 1;
-	}
 	if (once) {
-		ret = agent_reconcile(a, &st);
+		memset(&st, 0, sizeof(st));
+		ret = agent_wait_topology(a, 30000);
+		if (ret == 0)
+			ret = agent_reconcile(a, &st);
 		printf("reconcile %s nodes=%zu peers=%zu added=%zu removed=%zu updated=%zu "
 		       "unchanged=%zu routes_changed=%zu routes_removed=%zu bpf_changed=%zu "
 		       "bpf_removed=%zu mtu=%u dataplane=%s parse_ms=%.2f diff_ms=%.2f "
@@ -331,8 +306,6 @@ int main(int argc, char **argv)
 		ret = agent_run(a);
 	}
 	agent_free(a);
-	kube_watch_stop(kube_watch);
-	free(kube_topology);
 	log_close_file();
 	return ret < 0 ? 1 : 0;
 }

@@ -67,7 +67,7 @@ compare() {
 	[ -n "$d" ] || return 0
 	# lab names, the lab's interface names were they leaked into the root namespace,
 	# and libcni cache entries of the lab's pods
-	ours=$(grep -E -e "$P-|/run/twill-lab|^[<>] (n[0-9]+|eth[01]|br0)(@|$)" \
+	ours=$(grep -E -e "$P-|/run/twill-lab/$P(/|\$)|^[<>] (n[0-9]+|eth[01]|br0)(@|\$)" \
 		${ids:+-e "$ids"} <<<"$d" || true)
 	if [ -n "$ours" ]; then
 		echo "left behind by the lab:"

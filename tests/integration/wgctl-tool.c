@@ -282,6 +282,30 @@ static int cmd_bench(struct wgctl *wg, int n)
 	}
 	printf("bench: %d peers: set %.1f ms, get %.1f ms (%s back end)\n", n,
 	       elapsed_ms(&t0, &t1), elapsed_ms(&t1, &t2), wg_backend_name(wgctl_backend(wg)));
+
+	/* What a reconcile does with one changed node: one peer, nothing else touched. */
+	{
+		struct wg_device one = { 0 };
+		struct wg_peer p = dev->peers[n / 2];
+
+		p.flags = WG_PEER_HAS_ENDPOINT | WG_PEER_UPDATE_ONLY;
+		p.allowed_ips = NULL;
+		p.n_allowed_ips = 0;
+		p.endpoint.addr4.sin_port = htons(51821);
+		one.peers = &p;
+		one.n_peers = 1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (wgctl_set(wg, &one) < 0)
+			goto out;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		printf("bench: one peer's endpoint among %d: set %.1f ms\n", n, elapsed_ms(&t0, &t1));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (wgctl_set(wg, dev) < 0)
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("bench: %d peers again (replace_peers, same config): set %.1f ms\n", n,
+	       elapsed_ms(&t0, &t1));
 	ret = 0;
 out:
 	wg_device_free(got);

@@ -147,6 +147,7 @@ echo "== a daemon killed with -9 leaves a stale socket; the device can be made a
 kill -9 "$(daemon_pids "$DEVB")"
 for _ in $(seq 50); do ip -n "$NSB" link show "$DEVB" >/dev/null 2>&1 || break; sleep 0.1; done
 inb "$TOOL" exists "$DEVB" && fail "a stale socket counts as a device"
+inb "$TOOL" show "$DEVB" 2>/dev/null && fail "reading a dead daemon succeeded"
 inb "$TOOL" create "$DEVB" 2>/dev/null || fail "re-create $DEVB after kill -9"
 inb "$TOOL" show "$DEVB" >/dev/null || fail "show re-created $DEVB"
 inb "$TOOL" delete "$DEVB" 2>/dev/null || fail "delete $DEVB"

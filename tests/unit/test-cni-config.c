@@ -123,6 +123,7 @@ static const struct bad_case bad_cases[] = {
 	{ "{" V "\"name\":\"n\",\"podCIDR\":\"10.244.1.0\"}", CNI_ERR_INVALID_CONFIG, "10.244.1.0" },
 	{ "{" V "\"name\":\"n\",\"podCIDR\":\"10.244.1.0/33\"}", CNI_ERR_INVALID_CONFIG, "podCIDR" },
 	{ "{" V "\"name\":\"n\",\"podCIDR\":\"10.244.1.7/24\"}", CNI_ERR_INVALID_CONFIG, "host bits" },
+	{ "{" V "\"name\":\"n\",\"podCIDR\":\"10.244.0.0/16\"}", CNI_ERR_INVALID_CONFIG, "10.244.0.0/16" },
 	{ "{" V "\"name\":\"n\",\"podCIDR\":\"fd00::/64\"}", CNI_ERR_INVALID_CONFIG, "fd00::/64" },
 	{ "{" V "\"name\":\"n\",\"podCIDR\":\"300.1.1.0/24\"}", CNI_ERR_INVALID_CONFIG, "300.1.1.0/24" },
 	{ "{" V "\"name\":\"n\",\"podCIDR\":24}", CNI_ERR_INVALID_CONFIG, "podCIDR" },

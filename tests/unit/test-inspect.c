@@ -382,13 +382,75 @@ Test(inspect, trace_names_path_from_route_flag_without_topology, .init = setup)
 	cr_expect_eq(t.peer_key[0], 2);
 }
 
-Test(inspect, trace_warns_when_pod_program_is_not_attached, .init = setup)
+Test(inspect, trace_without_pod_program_goes_through_kernel_stack, .init = setup)
 {
 	struct inspect_trace t;
 
 	fx.links[3].prog_ingress[0] = '\0';
 	cr_assert_eq(inspect_trace(&fx.s, ip("10.244.1.2"), ip("10.244.2.9"), &t), 0);
 	cr_expect(steps_mention(&t, "is not attached"));
+	cr_expect_str_eq(t.program, "");
+	cr_expect_eq(t.reason, -1);
+	cr_expect_str_eq(t.verdict, "kernel stack");
+	cr_expect_str_eq(t.out_ifname, "twill0");
+	cr_expect(t.has_peer);
+	cr_expect_str_eq(t.path, "vrack-rbx");
+}
+
+Test(inspect, trace_finds_source_veth_without_endpoint_entry, .init = setup)
+{
+	struct inspect_trace t;
+
+	fx.s.n_endpoints = 0;
+	cr_assert_eq(inspect_trace(&fx.s, ip("10.244.1.3"), ip("10.244.3.9"), &t), 0);
+	cr_expect_str_eq(t.program, TWILL_PROG_POD);
+	cr_expect_str_eq(t.program_ifname, "tw00000000000a2");
+	cr_expect_eq(t.reason, TWILL_R_TO_WIREGUARD);
+	cr_expect(steps_mention(&t, "no endpoint map entry"));
+
+	/* neither the endpoint map nor the CNI's names: the pod's /32 route */
+	fx.s.alloc_veths = NULL;
+	cr_assert_eq(inspect_trace(&fx.s, ip("10.244.1.3"), ip("10.244.3.9"), &t), 0);
+	cr_expect_str_eq(t.program_ifname, "tw00000000000a2");
+}
+
+Test(inspect, trace_without_wg_program_goes_through_kernel_stack, .init = setup)
+{
+	struct inspect_trace t;
+
+	fx.links[2].prog_ingress[0] = '\0';
+	cr_assert_eq(inspect_trace(&fx.s, ip("10.244.2.7"), ip("10.244.1.2"), &t), 0);
+	cr_expect_str_eq(t.program, "");
+	cr_expect_str_eq(t.out_ifname, "tw00000000000a1");
+	cr_expect(steps_mention(&t, "route 10.244.1.2/32 dev tw00000000000a1"));
+}
+
+Test(inspect, trace_names_the_underlay_guard_drop, .init = setup)
+{
+	struct inspect_trace t;
+
+	/* not strict in the pod program's config path, but the guard still sees it */
+	fx.s.n_routes = 0;
+	fx.s.config.strict = 1;
+	cr_assert_eq(inspect_trace(&fx.s, ip("10.244.2.7"), ip("10.244.9.9"), &t), 0);
+	cr_expect_eq(t.reason, TWILL_R_DROP_ESCAPED, "reason %d", t.reason);
+	cr_expect_str_eq(t.verdict, "drop");
+	cr_expect(steps_mention(&t, TWILL_PROG_GUARD));
+}
+
+Test(inspect, routes_do_not_expect_bpf_when_agent_runs_without_dataplane, .init = setup)
+{
+	struct inspect_route_row *rows;
+	size_t n;
+
+	fx.s.dp_loaded = false;
+	fx.s.have_config = false;
+	fx.s.n_routes = 0;
+	fx.s.state.dataplane_loaded = false;
+	cr_assert_eq(inspect_routes(&fx.s, &rows, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_expect_str_eq(rows[0].problem, "");
+	free(rows);
 }
 
 Test(inspect, trace_says_wireguard_drops_without_peer, .init = setup)
@@ -601,6 +663,29 @@ Test(inspect, pods_join_by_veth_name_without_endpoint_map, .init = setup)
 	cr_assert_eq(n, 2);
 	cr_expect_str_eq(rows[0].veth->info.name, "tw00000000000a1");
 	cr_expect_str_eq(rows[0].problem, "");
+	free(rows);
+}
+
+Test(inspect, pods_join_by_host_route_without_names, .init = setup)
+{
+	struct inspect_pod_row *rows;
+	size_t n;
+
+	fx.s.n_endpoints = 0;
+	fx.s.alloc_veths = NULL;
+	cr_assert_eq(inspect_pods(&fx.s, &rows, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_not_null(rows[1].veth);
+	cr_expect_str_eq(rows[1].veth->info.name, "tw00000000000a2");
+	cr_expect_str_eq(rows[1].problem, "no endpoint map entry");
+
+	/* the veth deleted by hand takes its /32 route with it */
+	free(rows);
+	link_remove(VETH2);
+	kroute_remove("10.244.1.3", 32);
+	cr_assert_eq(inspect_pods(&fx.s, &rows, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_expect_str_eq(rows[1].problem, "allocation without veth");
 	free(rows);
 }
 

@@ -212,6 +212,7 @@ struct hostile_case {
 };
 
 #define KEY1 "QAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+#define KEY2 "QAICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="
 #define NODE(name, cidr, ann) \
 	"{\"metadata\":{\"name\":" name ",\"annotations\":{" ann "}},\"spec\":{\"podCIDR\":" cidr "}}"
 #define LIST(...) "{\"kind\":\"NodeList\",\"items\":[" __VA_ARGS__ "]}"
@@ -262,6 +263,9 @@ static const struct hostile_case hostile[] = {
 				       "\"status\":{\"addresses\":[{\"type\":1,\"address\":\"1.2.3.4\"}]}}") },
 	{ "duplicate names", LIST(NODE("\"a\"", "\"10.244.1.0/24\"", PK("\"" KEY1 "\"")) ","
 				   NODE("\"a\"", "\"10.244.2.0/24\"", "")) },
+	{ "duplicate keyed names", LIST(NODE("\"b\"", "\"10.244.1.0/24\"", PK("\"" KEY1 "\"")) ","
+				       NODE("\"a\"", "\"10.244.3.0/24\"", "") ","
+				       NODE("\"b\"", "\"10.244.2.0/24\"", PK("\"" KEY2 "\""))) },
 	{ "overlapping CIDRs", LIST(NODE("\"a\"", "\"10.244.1.0/24\"", PK("\"" KEY1 "\"")) ","
 				     NODE("\"b\"", "\"10.244.1.0/24\"", "")) },
 	{ "same key twice", LIST(NODE("\"a\"", "\"10.244.1.0/24\"", PK("\"" KEY1 "\"")) ","

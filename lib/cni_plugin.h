@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TWILL_CNI_PLUGIN_H
+#define TWILL_CNI_PLUGIN_H
+
+#include <jansson.h>
+#include <net/if.h>
+#include <stddef.h>
+
+#include "cni_result.h"
+
+/* The pod's link-local gateway: answered by a permanent neighbour entry in the pod. */
+#define CNI_GATEWAY "169.254.1.1"
+#define CNI_HOST_VETH_PREFIX "tw"
+
+/* What the runtime passes: the CNI_* environment and the configuration on stdin. */
+struct cni_request {
+	const char *command;
+	const char *container_id;
+	const char *netns;
+	const char *ifname;
+	const char *args;
+	const char *path;
+	const char *config;
+	size_t config_len;
+};
+
+/*
+ * Runs one verb. On success *result is the JSON to print, or NULL when the verb prints
+ * nothing (DEL, GC, STATUS). On failure err holds the spec's code and a message.
+ */
+int cni_plugin_run(const struct cni_request *req, json_t **result, struct cni_error *err);
+
+/* "tw" + 13 hex digits of FNV-1a 64 over container id and ifname. */
+void cni_host_veth_name(const char *container_id, const char *ifname, char out[IF_NAMESIZE]);
+
+#endif

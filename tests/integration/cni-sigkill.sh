@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# SIGKILL of the plugin at random moments of ADD: whatever it left, a retried ADD
+# succeeds, and DEL or GC removes every address and every host veth.
+set -euo pipefail
+CN_TEST=kill
+. "$(dirname "$0")/cni-lib.sh"
+command -v timeout >/dev/null || cn_skip "timeout missing"
+N=16
+conf=$(cn_conf 1.1.0)
+echo "$conf" > "$CN_STATE/conf.json"
+killed=0 mid=0
+
+# how long a whole ADD takes here, launched the same way: the kills spread over it
+cn_pod_add 0
+t0=$(date +%s%N)
+nsenter --net="/var/run/netns/$CN_HOST" timeout --foreground -s KILL 5 env -i CNI_COMMAND=ADD \
+  CNI_CONTAINERID="probe-$$" CNI_NETNS="/var/run/netns/$(cn_pod 0)" CNI_IFNAME=eth0 \
+  "$TWILL" < "$CN_STATE/conf.json" >/dev/null 2>>"$CN_STATE/stderr.log" || cn_fail "probe ADD failed"
+T=$(( ($(date +%s%N) - t0) / 1000 ))
+echo "a full ADD takes ${T} us here"
+echo "$conf" | cn_run DEL "probe-$$" "$(cn_pod 0)" eth0 || cn_fail "probe DEL failed"
+
+for i in $(seq 1 $N); do
+  cn_pod_add "$i"
+  # a random moment between 30% and 110% of a full ADD (the start is exec and loading)
+  d=$(awk -v r=$RANDOM -v t=$T 'BEGIN { printf "%.6f", t * (0.3 + (r % 81) / 100) / 1e6 }')
+  ( nsenter --net="/var/run/netns/$CN_HOST" timeout --foreground -s KILL "$d" env -i \
+      CNI_COMMAND=ADD CNI_CONTAINERID="kill$i-$$" CNI_NETNS="/var/run/netns/$(cn_pod "$i")" \
+      CNI_IFNAME=eth0 "$TWILL" < "$CN_STATE/conf.json" >/dev/null 2>>"$CN_STATE/stderr.log" \
+      && echo 0 > "$CN_STATE/rc" || echo $? > "$CN_STATE/rc" ) 2>/dev/null
+  rc=$(cat "$CN_STATE/rc")
+  alloc=no veth=no
+  grep -rq "kill$i-$$" "$CN_STATE/ipam" 2>/dev/null && alloc=yes
+  ip -n "$CN_HOST" link show "$(cn_hostveth "kill$i-$$" eth0)" >/dev/null 2>&1 && veth=yes
+  if [ "$rc" -eq 137 ]; then
+    killed=$((killed + 1))
+    [ "$alloc" = no ] && [ "$veth" = no ] || mid=$((mid + 1))
+  fi
+  echo "ADD $i, kill after ${d}s: exit $rc, left allocation=$alloc veth=$veth"
+  case $((i % 3)) in
+    0) # the runtime retries ADD: it must succeed and give a working pod
+       out=$(echo "$conf" | cn_run ADD "kill$i-$$" "$(cn_pod "$i")" eth0) || cn_fail "retried ADD $i failed: $out"
+       a=$(echo "$out" | jq -er '.ips[0].address')
+       cn_host_ping "${a%/32}" || { ip -n "$CN_HOST" route; ip -n "$CN_HOST" neigh; ip -n "$CN_HOST" addr; ip -n "$(cn_pod "$i")" addr; ip -n "$(cn_pod "$i")" route; ip -n "$(cn_pod "$i")" neigh; cat "$CN_STATE/ipam/$CN_NET/"*; cn_fail "retried pod $i unreachable"; }
+       echo "$conf" | cn_run DEL "kill$i-$$" "$(cn_pod "$i")" eth0 || cn_fail "DEL $i failed" ;;
+    1) echo "$conf" | cn_run DEL "kill$i-$$" "$(cn_pod "$i")" eth0 || cn_fail "DEL $i failed" ;;
+    2) : ;;   # left to GC
+  esac
+done
+echo "$killed of $N ADDs killed, $mid of them after allocating"
+cn_conf 1.1.0 '"cni.dev/valid-attachments":[]' | cn_run GC "" "" "" || cn_fail "GC failed"
+
+left=$(ip -n "$CN_HOST" -o link show type veth | wc -l)
+[ "$left" -eq 0 ] || cn_fail "$left host veths leaked: $(ip -n "$CN_HOST" -o link show type veth)"
+grep -rq "kill[0-9]*-$$" "$CN_STATE/ipam" && cn_fail "leaked allocations: $(ls -R "$CN_STATE/ipam")"
+for i in $(seq 1 $N); do
+  [ -z "$(ip -n "$(cn_pod "$i")" -o link show | grep -v ' lo:')" ] || cn_fail "pod $i kept an interface"
+done
+# the store is still sound: a fresh ADD works
+cn_pod_add 99
+out=$(echo "$conf" | cn_run ADD "after-$$" "$(cn_pod 99)" eth0) || cn_fail "ADD after the kills failed: $out"
+echo "PASS"

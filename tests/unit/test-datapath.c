@@ -1,0 +1,713 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * BPF dataplane: every branch of the three programs run through BPF_PROG_TEST_RUN on
+ * hand-built packets (verdict, rewritten bytes, counters), and the loader's pinning,
+ * reuse, map accessors and TC attach. Needs root and the bpf() syscall; skips otherwise.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+
+#include "datapath.h"
+#include "log.h"
+
+#define WG_IFINDEX   7
+#define HOST_IFINDEX 42
+
+static const __u8 pod_mac[ETH_ALEN] = { 0x02, 0x00, 0x00, 0xaa, 0xbb, 0x01 };
+static const __u8 host_mac[ETH_ALEN] = { 0x02, 0x00, 0x00, 0xcc, 0xdd, 0x01 };
+static const __u8 src_mac[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x11, 0x22, 0x33 };
+
+static char pin_dir[128];
+static struct datapath *dp;
+
+static __u32 addr(const char *s)
+{
+	return inet_addr(s);
+}
+
+static void setup(void)
+{
+	int err, probe;
+
+	log_set_level(TWILL_LOG_WARN);
+	if (geteuid() != 0)
+		cr_skip_test("needs root for bpf() and bpffs");
+	probe = bpf_map_create(BPF_MAP_TYPE_ARRAY, "twill_probe", 4, 4, 1, NULL);
+	if (probe < 0)
+		cr_skip_test("bpf() unavailable here: %s", strerror(errno));
+	close(probe);
+	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/dp-test-%d", (int)getpid());
+	err = datapath_load_and_pin(pin_dir, &dp);
+	cr_assert_eq(err, 0, "load_and_pin: %s", strerror(-err));
+}
+
+static void teardown(void)
+{
+	datapath_close(dp);
+	dp = NULL;
+	if (pin_dir[0])
+		datapath_unpin(pin_dir);
+}
+
+/* Cluster 10.244.0.0/16, this node 10.244.1.0/24, one local pod, one remote /24. */
+static void fill_maps(__u32 strict)
+{
+	struct twill_config cfg = {
+		.cluster_addr = addr("10.244.0.0"), .cluster_prefixlen = 16,
+		.node_addr = addr("10.244.1.0"), .node_prefixlen = 24,
+		.wg_ifindex = WG_IFINDEX, .strict = strict,
+	};
+	struct twill_route_key rk = { .prefixlen = 24, .addr = addr("10.244.2.0") };
+	struct twill_route_value rv = { .ifindex = WG_IFINDEX, .node_addr = addr("192.0.2.2") };
+	struct twill_endpoint_key ek = { .addr = addr("10.244.1.5") };
+	struct twill_endpoint_value ev = { .host_ifindex = HOST_IFINDEX };
+
+	memcpy(ev.pod_mac, pod_mac, ETH_ALEN);
+	memcpy(ev.host_mac, host_mac, ETH_ALEN);
+	cr_assert_eq(datapath_config_set(dp, &cfg), 0);
+	cr_assert_eq(datapath_route_set(dp, &rk, &rv), 0);
+	cr_assert_eq(datapath_endpoint_set(dp, &ek, &ev), 0);
+}
+
+static __u16 ip_checksum(const void *hdr, size_t len)
+{
+	const __u8 *p = hdr;
+	__u32 sum = 0;
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (__u32)(p[i] << 8 | p[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/*
+ * IPv4 + 32 bytes of payload (an ICMP echo or TCP header and data) at buf; returns the
+ * length. BPF_PROG_TEST_RUN on this kernel refuses inputs shorter than 34 bytes, so
+ * even the bare IPv4 packets are at least that long.
+ */
+static size_t build_ipv4(__u8 *buf, const char *src, const char *dst, __u8 ttl, __u8 proto)
+{
+	struct iphdr ip = {
+		.version = 4, .ihl = 5, .ttl = ttl, .protocol = proto,
+		.tot_len = htons(sizeof(ip) + 32), .saddr = addr(src), .daddr = addr(dst),
+	};
+	__u8 l4[32] = { 8, 0, 0, 0, 0, 1, 0, 1, 'T', 'w', 'i', 'l', 'l' };
+
+	ip.check = htons(ip_checksum(&ip, sizeof(ip)));
+	memcpy(buf, &ip, sizeof(ip));
+	memcpy(buf + sizeof(ip), l4, sizeof(l4));
+	return sizeof(ip) + sizeof(l4);
+}
+
+static size_t build_frame(__u8 *buf, const char *src, const char *dst, __u8 ttl)
+{
+	struct ethhdr eth = { .h_proto = htons(ETH_P_IP) };
+
+	memcpy(eth.h_dest, host_mac, ETH_ALEN);
+	memcpy(eth.h_source, src_mac, ETH_ALEN);
+	memcpy(buf, &eth, sizeof(eth));
+	return sizeof(eth) + build_ipv4(buf + sizeof(eth), src, dst, ttl, IPPROTO_ICMP);
+}
+
+struct result {
+	__u32 retval;
+	__u8 out[256];
+	__u32 out_len;
+	struct twill_counter delta[TWILL_R_MAX];
+};
+
+static struct result run(const char *prog, const __u8 *pkt, size_t len)
+{
+	struct twill_counter before[TWILL_R_MAX], after[TWILL_R_MAX];
+	struct result r = { 0 };
+	int err, i;
+
+	DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = (__u32)len,
+			    .data_out = r.out, .data_size_out = sizeof(r.out), .repeat = 1);
+	cr_assert_eq(datapath_counters_read(dp, before), 0);
+	err = bpf_prog_test_run_opts(datapath_prog_fd(dp, prog), &opts);
+	cr_assert_eq(err, 0, "test run of %s: %s", prog, strerror(errno));
+	cr_assert_eq(datapath_counters_read(dp, after), 0);
+	r.retval = opts.retval;
+	r.out_len = opts.data_size_out;
+	for (i = 0; i < TWILL_R_MAX; i++) {
+		r.delta[i].packets = after[i].packets - before[i].packets;
+		r.delta[i].bytes = after[i].bytes - before[i].bytes;
+	}
+	return r;
+}
+
+/* Exactly one packet counted, under this reason (or none when reason is TWILL_R_MAX). */
+static void assert_counted(const struct result *r, unsigned int reason, __u64 bytes)
+{
+	unsigned int i;
+
+	for (i = 0; i < TWILL_R_MAX; i++) {
+		__u64 want = i == reason ? 1 : 0;
+
+		cr_assert_eq(r->delta[i].packets, want, "counter %s: %llu packets, want %llu",
+			     datapath_reason_name(i), (unsigned long long)r->delta[i].packets,
+			     (unsigned long long)want);
+		if (i == reason)
+			cr_assert_eq(r->delta[i].bytes, bytes, "counter %s: %llu bytes, want %llu",
+				     datapath_reason_name(i),
+				     (unsigned long long)r->delta[i].bytes,
+				     (unsigned long long)bytes);
+	}
+}
+
+static void assert_ipv4_routed(const __u8 *ip, __u8 ttl_before)
+{
+	cr_assert_eq(ip[8], ttl_before - 1, "TTL %u, want %u", ip[8], ttl_before - 1);
+	cr_assert_eq(ip_checksum(ip, sizeof(struct iphdr)), 0, "IPv4 checksum broken");
+}
+
+TestSuite(datapath, .init = setup, .fini = teardown);
+
+/* ---- twill_pod_ingress ---- */
+
+Test(datapath, pod_to_local_pod_rewrites_macs_and_redirects)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_frame(pkt, "10.244.1.9", "10.244.1.5", 64);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_REDIRECT);
+	cr_assert_eq(r.out_len, len);
+	cr_assert_arr_eq(r.out, pod_mac, ETH_ALEN, "destination MAC is not the pod's");
+	cr_assert_arr_eq(r.out + ETH_ALEN, host_mac, ETH_ALEN, "source MAC is not the host's");
+	assert_ipv4_routed(r.out + ETH_HLEN, 64);
+	cr_assert_arr_eq(r.out + ETH_HLEN + 20, pkt + ETH_HLEN + 20, 32, "payload changed");
+	assert_counted(&r, TWILL_R_TO_LOCAL_POD, len);
+}
+
+Test(datapath, pod_to_local_pod_also_redirects_without_redirect_peer)
+{
+	struct twill_config cfg;
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	cr_assert_eq(datapath_config_get(dp, &cfg), 0);
+	cfg.flags |= TWILL_CFG_F_NO_REDIRECT_PEER;
+	cr_assert_eq(datapath_config_set(dp, &cfg), 0);
+	len = build_frame(pkt, "10.244.1.9", "10.244.1.5", 64);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_REDIRECT);
+	cr_assert_arr_eq(r.out, pod_mac, ETH_ALEN);
+	assert_counted(&r, TWILL_R_TO_LOCAL_POD, len);
+}
+
+Test(datapath, pod_to_remote_node_redirects_into_wireguard)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_frame(pkt, "10.244.1.5", "10.244.2.77", 64);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_REDIRECT);
+	cr_assert_eq(r.out_len, len);
+	/* The WireGuard device has no MAC header: the frame's MACs are left alone. */
+	cr_assert_arr_eq(r.out, pkt, 2 * ETH_ALEN);
+	assert_ipv4_routed(r.out + ETH_HLEN, 64);
+	assert_counted(&r, TWILL_R_TO_WIREGUARD, len);
+}
+
+Test(datapath, pod_route_lookup_takes_the_longest_prefix)
+{
+	struct twill_route_key wide = { .prefixlen = 16, .addr = addr("10.244.0.0") };
+	struct twill_route_value shot = { .ifindex = 99 };
+	struct twill_route_key matched;
+	struct twill_route_value v;
+
+	fill_maps(1);
+	cr_assert_eq(datapath_route_set(dp, &wide, &shot), 0);
+	cr_assert_eq(datapath_route_lookup(dp, addr("10.244.2.77"), &matched, &v), 0);
+	cr_assert_eq(v.ifindex, WG_IFINDEX);
+	cr_assert_eq(matched.prefixlen, 24);
+	cr_assert_eq(matched.addr, addr("10.244.2.0"));
+	cr_assert_eq(datapath_route_lookup(dp, addr("10.244.9.1"), &matched, &v), 0);
+	cr_assert_eq(v.ifindex, 99);
+	cr_assert_eq(matched.prefixlen, 16);
+	cr_assert_eq(datapath_route_lookup(dp, addr("10.9.9.9"), &matched, &v), -ENOENT);
+}
+
+Test(datapath, pod_strict_drops_cluster_destination_without_route)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_frame(pkt, "10.244.1.5", "10.244.3.1", 64);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_SHOT);
+	assert_counted(&r, TWILL_R_DROP_NO_ROUTE, len);
+	/* A local address that is no (longer an) endpoint is not sent anywhere either. */
+	len = build_frame(pkt, "10.244.1.5", "10.244.1.200", 64);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_SHOT);
+	assert_counted(&r, TWILL_R_DROP_NO_ROUTE, len);
+}
+
+Test(datapath, pod_non_strict_passes_cluster_destination_without_route)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(0);
+	len = build_frame(pkt, "10.244.1.5", "10.244.3.1", 64);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	cr_assert_arr_eq(r.out, pkt, len, "a passed packet must be untouched");
+	assert_counted(&r, TWILL_R_PASS_STACK, len);
+}
+
+Test(datapath, pod_to_outside_the_cluster_passes_to_the_stack)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_frame(pkt, "10.244.1.5", "192.0.2.10", 64);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	cr_assert_arr_eq(r.out, pkt, len);
+	assert_counted(&r, TWILL_R_PASS_STACK, len);
+}
+
+Test(datapath, pod_unconfigured_cluster_range_drops_nothing)
+{
+	struct twill_config cfg = { .strict = 1 };
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	cr_assert_eq(datapath_config_set(dp, &cfg), 0);
+	len = build_frame(pkt, "10.244.1.5", "10.244.3.1", 64);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	assert_counted(&r, TWILL_R_PASS_STACK, len);
+}
+
+Test(datapath, pod_non_ipv4_passes_to_the_stack)
+{
+	__u8 pkt[64] = { 0 };
+	struct result r;
+
+	fill_maps(1);
+	memcpy(pkt, host_mac, ETH_ALEN);
+	memcpy(pkt + ETH_ALEN, src_mac, ETH_ALEN);
+	pkt[12] = 0x08; /* ARP */
+	pkt[13] = 0x06;
+	r = run(TWILL_PROG_POD, pkt, 42);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	assert_counted(&r, TWILL_R_PASS_STACK, 42);
+	pkt[12] = 0x86; /* IPv6 */
+	pkt[13] = 0xdd;
+	r = run(TWILL_PROG_POD, pkt, 64);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	assert_counted(&r, TWILL_R_PASS_STACK, 64);
+}
+
+Test(datapath, pod_truncated_or_bogus_ipv4_is_dropped)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_frame(pkt, "10.244.1.9", "10.244.1.5", 64);
+	pkt[ETH_HLEN] = 0x4f; /* IHL 15: 60 header bytes, the packet ends after 20 */
+	r = run(TWILL_PROG_POD, pkt, ETH_HLEN + 20);
+	cr_assert_eq(r.retval, TC_ACT_SHOT);
+	assert_counted(&r, TWILL_R_DROP_MALFORMED, ETH_HLEN + 20);
+	pkt[ETH_HLEN] = 0x44; /* IHL 4: shorter than the fixed header */
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_SHOT);
+	assert_counted(&r, TWILL_R_DROP_MALFORMED, len);
+	pkt[ETH_HLEN] = 0x65; /* version 6 behind an IPv4 EtherType */
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_SHOT);
+	assert_counted(&r, TWILL_R_DROP_MALFORMED, len);
+}
+
+Test(datapath, pod_expiring_ttl_goes_to_the_stack_untouched)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_frame(pkt, "10.244.1.9", "10.244.1.5", 1);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	cr_assert_arr_eq(r.out, pkt, len);
+	assert_counted(&r, TWILL_R_PASS_STACK, len);
+	len = build_frame(pkt, "10.244.1.9", "10.244.2.7", 1);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	assert_counted(&r, TWILL_R_PASS_STACK, len);
+}
+
+/* ---- twill_wg_ingress ---- */
+
+/*
+ * BPF_PROG_TEST_RUN always runs eth_type_trans() on the input, so a bare IPv4 packet
+ * (what a TUN device delivers) only gets skb->protocol == IPv4 when its bytes 12-13,
+ * the first half of the source address, read 0x0800: a source in 8.0.0.0/16 does it.
+ * The program then sees exactly what it sees on wireguard-go's device.
+ */
+Test(datapath, wg_bare_ipv4_gets_an_ethernet_header_and_goes_to_the_pod)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_ipv4(pkt, "8.0.2.9", "10.244.1.5", 63, IPPROTO_TCP);
+	r = run(TWILL_PROG_WG, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_REDIRECT);
+	cr_assert_eq(r.out_len, len + ETH_HLEN, "no Ethernet header was added");
+	cr_assert_arr_eq(r.out, pod_mac, ETH_ALEN);
+	cr_assert_arr_eq(r.out + ETH_ALEN, host_mac, ETH_ALEN);
+	cr_assert_eq(r.out[12], 0x08);
+	cr_assert_eq(r.out[13], 0x00);
+	assert_ipv4_routed(r.out + ETH_HLEN, 63);
+	cr_assert_arr_eq(r.out + ETH_HLEN + 12, pkt + 12, 8, "addresses changed");
+	cr_assert_arr_eq(r.out + ETH_HLEN + 20, pkt + 20, 32, "payload changed");
+	assert_counted(&r, TWILL_R_WG_TO_POD, len + ETH_HLEN);
+}
+
+Test(datapath, wg_ethernet_framed_packet_gets_pod_macs)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_frame(pkt, "10.244.2.9", "10.244.1.5", 63);
+	r = run(TWILL_PROG_WG, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_REDIRECT);
+	cr_assert_eq(r.out_len, len, "an Ethernet frame must not grow a second header");
+	cr_assert_arr_eq(r.out, pod_mac, ETH_ALEN);
+	cr_assert_arr_eq(r.out + ETH_ALEN, host_mac, ETH_ALEN);
+	assert_ipv4_routed(r.out + ETH_HLEN, 63);
+	assert_counted(&r, TWILL_R_WG_TO_POD, len);
+}
+
+Test(datapath, wg_destination_not_a_local_pod_passes_to_the_stack)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_ipv4(pkt, "8.0.2.9", "10.244.1.200", 63, IPPROTO_ICMP);
+	r = run(TWILL_PROG_WG, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	cr_assert_eq(r.out_len, len);
+	cr_assert_arr_eq(r.out, pkt, len);
+	assert_counted(&r, TWILL_R_PASS_STACK, len);
+	len = build_frame(pkt, "10.244.2.9", "192.168.7.1", 63);
+	r = run(TWILL_PROG_WG, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	assert_counted(&r, TWILL_R_PASS_STACK, len);
+}
+
+Test(datapath, wg_expiring_ttl_goes_to_the_stack)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_ipv4(pkt, "8.0.2.9", "10.244.1.5", 1, IPPROTO_ICMP);
+	r = run(TWILL_PROG_WG, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	cr_assert_arr_eq(r.out, pkt, len);
+	assert_counted(&r, TWILL_R_PASS_STACK, len);
+}
+
+Test(datapath, wg_non_ipv4_passes_and_truncated_ipv4_is_dropped)
+{
+	__u8 pkt[128] = { 0 };
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	memcpy(pkt, host_mac, ETH_ALEN);
+	pkt[12] = 0x86;
+	pkt[13] = 0xdd;
+	r = run(TWILL_PROG_WG, pkt, 60);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	assert_counted(&r, TWILL_R_PASS_STACK, 60);
+
+	len = build_frame(pkt, "10.244.2.9", "10.244.1.5", 63);
+	pkt[ETH_HLEN] = 0x4f; /* IHL 15: options run past the end of the packet */
+	r = run(TWILL_PROG_WG, pkt, ETH_HLEN + 24);
+	cr_assert_eq(r.retval, TC_ACT_SHOT);
+	assert_counted(&r, TWILL_R_DROP_MALFORMED, ETH_HLEN + 24);
+	pkt[ETH_HLEN] = 0x43; /* IHL 3 */
+	r = run(TWILL_PROG_WG, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_SHOT);
+	assert_counted(&r, TWILL_R_DROP_MALFORMED, len);
+}
+
+/* ---- twill_underlay_guard ---- */
+
+Test(datapath, guard_strict_drops_pod_traffic_that_escaped_the_tunnel)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_frame(pkt, "10.244.1.5", "10.244.2.7", 63);
+	r = run(TWILL_PROG_GUARD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_SHOT);
+	assert_counted(&r, TWILL_R_DROP_ESCAPED, len);
+}
+
+Test(datapath, guard_passes_wireguard_udp_node_and_outside_traffic_uncounted)
+{
+	static const char *const cases[][2] = {
+		{ "192.0.2.1", "192.0.2.2" },   /* WireGuard's own UDP between nodes */
+		{ "10.244.1.5", "192.0.2.10" }, /* pod to the outside (after SNAT: node's) */
+		{ "192.0.2.1", "10.244.2.7" },  /* node to a pod */
+	};
+	__u8 pkt[128];
+	size_t len, i;
+	struct result r;
+
+	fill_maps(1);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		len = build_frame(pkt, cases[i][0], cases[i][1], 63);
+		r = run(TWILL_PROG_GUARD, pkt, len);
+		cr_assert_eq(r.retval, TC_ACT_OK, "%s -> %s", cases[i][0], cases[i][1]);
+		cr_assert_arr_eq(r.out, pkt, len);
+		assert_counted(&r, TWILL_R_MAX, 0);
+	}
+}
+
+Test(datapath, guard_non_strict_non_ipv4_and_unparsable_pass)
+{
+	__u8 pkt[128] = { 0 };
+	size_t len;
+	struct result r;
+
+	fill_maps(0);
+	len = build_frame(pkt, "10.244.1.5", "10.244.2.7", 63);
+	r = run(TWILL_PROG_GUARD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	assert_counted(&r, TWILL_R_MAX, 0);
+
+	fill_maps(1);
+	pkt[ETH_HLEN] = 0x43; /* IHL 3: not a header the guard can read */
+	r = run(TWILL_PROG_GUARD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK, "the guard must not drop what it cannot parse");
+	assert_counted(&r, TWILL_R_MAX, 0);
+	pkt[12] = 0x86;
+	pkt[13] = 0xdd;
+	r = run(TWILL_PROG_GUARD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	assert_counted(&r, TWILL_R_MAX, 0);
+}
+
+/* ---- loader ---- */
+
+Test(datapath, reload_reuses_pinned_maps_and_open_pinned_sees_them)
+{
+	struct twill_endpoint_value ev;
+	struct twill_route_key *rkeys = NULL;
+	struct twill_route_value *rvalues = NULL;
+	struct twill_counter c[TWILL_R_MAX];
+	struct datapath *again = NULL, *pinned = NULL;
+	struct twill_config cfg;
+	__u8 pkt[128];
+	size_t n = 0, len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_frame(pkt, "10.244.1.9", "10.244.1.5", 64);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_REDIRECT);
+
+	/* An agent restart: the old handle goes away, a new load must find the state. */
+	datapath_close(dp);
+	dp = NULL;
+	cr_assert_eq(datapath_load_and_pin(pin_dir, &again), 0);
+	dp = again;
+	cr_assert_eq(datapath_config_get(dp, &cfg), 0);
+	cr_assert_eq(cfg.strict, 1);
+	cr_assert_eq(cfg.cluster_prefixlen, 16);
+	cr_assert_eq(datapath_route_list(dp, &rkeys, &rvalues, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(rkeys[0].addr, addr("10.244.2.0"));
+	cr_assert_eq(rvalues[0].ifindex, WG_IFINDEX);
+	free(rkeys);
+	free(rvalues);
+	cr_assert_eq(datapath_counters_read(dp, c), 0);
+	cr_assert_geq(c[TWILL_R_TO_LOCAL_POD].packets, 1, "counters were reset by the reload");
+
+	cr_assert_eq(datapath_open_pinned(pin_dir, &pinned), 0);
+	cr_assert_eq(datapath_endpoint_lookup(pinned, addr("10.244.1.5"), &ev), 0);
+	cr_assert_eq(ev.host_ifindex, HOST_IFINDEX);
+	cr_assert_geq(datapath_prog_fd(pinned, TWILL_PROG_POD), 0);
+	{
+		struct twill_endpoint_key ek = { .addr = addr("10.244.1.5") };
+
+		cr_assert_eq(datapath_endpoint_delete(pinned, &ek), 0);
+		cr_assert_eq(datapath_endpoint_delete(pinned, &ek), -ENOENT);
+	}
+	/* Same map: the loader's handle sees the delete. */
+	cr_assert_eq(datapath_endpoint_lookup(dp, addr("10.244.1.5"), &ev), -ENOENT);
+	datapath_close(pinned);
+}
+
+Test(datapath, open_pinned_without_a_dataplane_is_enoent_and_unpin_cleans_up)
+{
+	struct datapath *pinned = NULL;
+	struct stat st;
+	char empty[160];
+
+	snprintf(empty, sizeof(empty), "%s-none", pin_dir);
+	cr_assert_eq(datapath_open_pinned(empty, &pinned), -ENOENT);
+	cr_assert_null(pinned);
+
+	datapath_close(dp);
+	dp = NULL;
+	cr_assert_eq(datapath_unpin(pin_dir), 0);
+	cr_assert_neq(stat(pin_dir, &st), 0, "pin folder '%s' still exists", pin_dir);
+	cr_assert_eq(datapath_open_pinned(pin_dir, &pinned), -ENOENT);
+	cr_assert_eq(datapath_unpin(pin_dir), 0, "unpin must be idempotent");
+}
+
+Test(datapath, map_accessors_validate_and_list)
+{
+	struct twill_route_key bad = { .prefixlen = 33 };
+	struct twill_route_key host_bits = { .prefixlen = 24, .addr = addr("10.244.5.77") };
+	struct twill_route_value rv = { .ifindex = WG_IFINDEX };
+	struct twill_endpoint_key *ekeys = NULL;
+	struct twill_endpoint_value *evalues = NULL;
+	struct twill_route_key matched;
+	struct twill_config cfg = { .cluster_prefixlen = 40 };
+	size_t n = 0;
+
+	struct twill_route_value no_dev = { 0 };
+
+	cr_assert_eq(datapath_route_set(dp, &bad, &rv), -EINVAL);
+	cr_assert_eq(datapath_route_set(dp, &host_bits, &no_dev), -EINVAL);
+	cr_assert_eq(datapath_config_set(dp, &cfg), -EINVAL);
+	cr_assert_eq(datapath_route_set(dp, &host_bits, &rv), 0);
+	cr_assert_eq(datapath_route_lookup(dp, addr("10.244.5.1"), &matched, NULL), 0);
+	cr_assert_eq(matched.addr, addr("10.244.5.0"), "host bits must be cleared");
+	cr_assert_eq(datapath_route_delete(dp, &host_bits), 0);
+	cr_assert_eq(datapath_route_delete(dp, &host_bits), -ENOENT);
+
+	cr_assert_eq(datapath_endpoint_list(dp, &ekeys, &evalues, &n), 0);
+	cr_assert_eq(n, 0);
+	fill_maps(1);
+	cr_assert_eq(datapath_endpoint_list(dp, &ekeys, &evalues, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(ekeys[0].addr, addr("10.244.1.5"));
+	cr_assert_arr_eq(evalues[0].pod_mac, pod_mac, ETH_ALEN);
+	free(ekeys);
+	free(evalues);
+	cr_assert_str_eq(datapath_reason_name(TWILL_R_DROP_ESCAPED), "drop_escaped");
+	cr_assert_str_eq(datapath_reason_name(TWILL_R_MAX), "unknown");
+}
+
+/* In a private network namespace, so only our own loopback is touched. */
+Test(datapath, attach_replace_query_and_detach_on_tc_hooks)
+{
+	char name[64];
+
+	if (unshare(CLONE_NEWNET) < 0)
+		cr_skip_test("cannot make a network namespace: %s", strerror(errno));
+	cr_assert_eq(datapath_query_attached(1, false, name, sizeof(name)), -ENOENT);
+	cr_assert_eq(datapath_attach_pod(dp, 1), 0);
+	cr_assert_eq(datapath_query_attached(1, false, name, sizeof(name)), 0);
+	cr_assert_str_eq(name, TWILL_PROG_POD);
+	/* Same handle and priority: a second attach replaces, it does not stack. */
+	cr_assert_eq(datapath_attach_pod(dp, 1), 0);
+	cr_assert_eq(datapath_attach_wg(dp, 1), 0);
+	cr_assert_eq(datapath_query_attached(1, false, name, sizeof(name)), 0);
+	cr_assert_str_eq(name, TWILL_PROG_WG);
+	cr_assert_eq(datapath_attach_guard(dp, 1), 0);
+	cr_assert_eq(datapath_query_attached(1, true, name, sizeof(name)), 0);
+	cr_assert_str_eq(name, TWILL_PROG_GUARD);
+	cr_assert_eq(datapath_detach(1, false), 0);
+	cr_assert_eq(datapath_query_attached(1, false, name, sizeof(name)), -ENOENT);
+	cr_assert_eq(datapath_detach(1, false), -ENOENT);
+	cr_assert_eq(datapath_query_attached(1, true, name, sizeof(name)), 0);
+	cr_assert_eq(datapath_detach(1, true), 0);
+	cr_assert_eq(datapath_attach_pod(dp, 4242), -ENODEV);
+}
+
+Test(datapath, attach_endpoints_reattaches_every_pod_program)
+{
+	struct twill_endpoint_key ek = { .addr = addr("10.244.1.5") };
+	struct twill_endpoint_value ev = { .host_ifindex = 1 };
+	struct twill_endpoint_key gone = { .addr = addr("10.244.1.6") };
+	struct twill_endpoint_value gone_v = { .host_ifindex = 4242 };
+	char name[64];
+
+	if (unshare(CLONE_NEWNET) < 0)
+		cr_skip_test("cannot make a network namespace: %s", strerror(errno));
+	cr_assert_eq(datapath_endpoint_set(dp, &ek, &ev), 0);
+	cr_assert_eq(datapath_endpoint_set(dp, &gone, &gone_v), 0);
+	cr_assert_eq(datapath_attach_endpoints(dp), 0, "a vanished veth is skipped");
+	cr_assert_eq(datapath_query_attached(1, false, name, sizeof(name)), 0);
+	cr_assert_str_eq(name, TWILL_PROG_POD);
+}
+
+Test(datapath, pod_add_and_del_as_the_cni_plugin_does)
+{
+	struct twill_endpoint_value ev;
+	char name[64];
+
+	if (unshare(CLONE_NEWNET) < 0)
+		cr_skip_test("cannot make a network namespace: %s", strerror(errno));
+	cr_assert_eq(datapath_pod_add(dp, addr("10.244.1.7"), 1, pod_mac, host_mac), 0);
+	cr_assert_eq(datapath_endpoint_lookup(dp, addr("10.244.1.7"), &ev), 0);
+	cr_assert_eq(ev.host_ifindex, 1);
+	cr_assert_arr_eq(ev.pod_mac, pod_mac, ETH_ALEN);
+	cr_assert_arr_eq(ev.host_mac, host_mac, ETH_ALEN);
+	cr_assert_eq(datapath_query_attached(1, false, name, sizeof(name)), 0);
+	cr_assert_str_eq(name, TWILL_PROG_POD);
+
+	/* A stale DEL naming another veth leaves the endpoint alone. */
+	cr_assert_eq(datapath_pod_del(dp, addr("10.244.1.7"), 4242), 0);
+	cr_assert_eq(datapath_endpoint_lookup(dp, addr("10.244.1.7"), &ev), 0);
+	cr_assert_eq(datapath_pod_del(dp, addr("10.244.1.7"), 1), 0);
+	cr_assert_eq(datapath_endpoint_lookup(dp, addr("10.244.1.7"), &ev), -ENOENT);
+	cr_assert_eq(datapath_query_attached(1, false, name, sizeof(name)), -ENOENT);
+	cr_assert_eq(datapath_pod_del(dp, addr("10.244.1.7"), 1), 0, "DEL must be idempotent");
+
+	/* A failed attach leaves no endpoint behind. */
+	cr_assert_eq(datapath_pod_add(dp, addr("10.244.1.8"), 4242, pod_mac, host_mac), -ENODEV);
+	cr_assert_eq(datapath_endpoint_lookup(dp, addr("10.244.1.8"), &ev), -ENOENT);
+}

@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TWILL_BENCH_H
+#define TWILL_BENCH_H
+
+/* One function per twill-bench subcommand; argv[0] is the subcommand's name. */
+int bench_cni_main(int argc, char **argv);
+
+#endif

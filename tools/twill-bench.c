@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+/* twill-bench: Twill's benchmarks, one subcommand each. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+struct subcommand {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct subcommand subcommands[] = {
+	{ "cni", bench_cni_main, "CNI ADD/DEL latency and peak RSS: twill vs ptp + host-local" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: twill-bench <subcommand> [options]\n\nsubcommands:\n");
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		if (!strcmp(argv[1], subcommands[i].name))
+			return subcommands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "twill-bench: unknown subcommand '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
