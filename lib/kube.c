@@ -33,6 +33,7 @@
 #define KUBE_KEY_ANNOTATION "twill.dev/public-key"
 #define KUBE_ANNOTATION_PREFIX "twill.dev/"
 #define KUBE_PUBLISH_BACKOFF_MAX_MS (5u * 60 * 1000)
+#define KUBE_PUBLISH_MIN_INTERVAL_MS 10000u
 
 /* ---- the cache ---- */
 
@@ -676,7 +677,7 @@ int kube_publish_public_key(const struct kube_config *cfg, const char *node,
 
 /* ---- the watch thread ---- */
 
-enum { WATCH_ENDED, WATCH_GONE, WATCH_FAILED, WATCH_STOPPED, WATCH_PUBLISH };
+enum { WATCH_ENDED, WATCH_GONE, WATCH_FAILED, WATCH_STOPPED };
 
 struct kube_watch {
 	struct kube_config *cfg;
@@ -686,6 +687,8 @@ struct kube_watch {
 	struct kube_watch_opts opts;
 	pthread_t thread;
 	bool thread_started;
+	pthread_t publisher;
+	bool publisher_started;
 	int efd;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -702,14 +705,16 @@ struct kube_watch {
 	long status;
 	int stream_result;
 	unsigned events;
-	bool publish_needed;
+	bool publish_needed;  /* publish_*: under lock, shared with the publisher */
 	unsigned gone_streak;
-	unsigned seed;
+	unsigned seed;        /* the watch thread's */
+	unsigned pub_seed;    /* the publisher's */
 	uint64_t publish_at;
 	unsigned publish_failures;
 };
 
-static unsigned backoff_ms(struct kube_watch *w, unsigned failures, unsigned cap)
+static unsigned backoff_ms(const struct kube_watch *w, unsigned *seed, unsigned failures,
+			   unsigned cap)
 {
 	uint64_t d = w->opts.backoff_min_ms;
 	unsigned jitter;
@@ -721,7 +726,7 @@ static unsigned backoff_ms(struct kube_watch *w, unsigned failures, unsigned cap
 	/* +-20% so that a thousand agents do not retry in step after an API outage */
 	jitter = (unsigned)(d / 5);
 	if (jitter)
-		d = d - jitter + (uint64_t)(rand_r(&w->seed) % (2 * jitter + 1));
+		d = d - jitter + (uint64_t)(rand_r(seed) % (2 * jitter + 1));
 	return (unsigned)d;
 }
 
@@ -749,15 +754,19 @@ static void watch_check_key(struct kube_watch *w)
 {
 	const char *have;
 
-	if (!w->public_key || w->publish_needed)
+	if (!w->public_key || !json_object_get(w->cache->nodes, w->node_name))
 		return;
 	have = kube_cache_node_annotation(w->cache, w->node_name, KUBE_KEY_ANNOTATION);
-	if (json_object_get(w->cache->nodes, w->node_name) &&
-	    (!have || strcmp(have, w->public_key) != 0)) {
-		log_info("kube: node '%s' carries public key '%s', not ours: publishing again",
+	if (have && strcmp(have, w->public_key) == 0)
+		return;
+	pthread_mutex_lock(&w->lock);
+	if (!w->publish_needed) {
+		log_info("kube: node '%s' carries public key '%s', not ours: publishing it",
 			 w->node_name, have ? have : "");
 		w->publish_needed = true;
+		pthread_cond_broadcast(&w->cond);
 	}
+	pthread_mutex_unlock(&w->lock);
 }
 
 static void watch_emit(struct kube_watch *w)
@@ -806,25 +815,7 @@ static int watch_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	struct kube_watch *w = arg;
 
 	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	if (atomic_load(&w->stop)) {
-		w->stream_result = WATCH_STOPPED;
-		return 1;
-	}
-	return 0;
-}
-
-static int stream_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-			   curl_off_t ultotal, curl_off_t ulnow)
-{
-	struct kube_watch *w = arg;
-
-	if (watch_progress(arg, dltotal, dlnow, ultotal, ulnow))
-		return 1;
-	if (w->publish_needed && now_ms() >= w->publish_at) {
-		w->stream_result = WATCH_PUBLISH;
-		return 1;
-	}
-	return 0;
+	return atomic_load(&w->stop) ? 1 : 0;
 }
 
 /*
@@ -884,28 +875,58 @@ static void watch_hook(struct kube_watch *w, CURL *curl)
 	curl_easy_setopt(curl, CURLOPT_CLOSESOCKETDATA, w);
 }
 
-static void watch_publish(struct kube_watch *w)
+/*
+ * The publisher: a thread of its own so that a PATCH (and its retries) never holds up
+ * or restarts the watch. The watch thread only raises publish_needed.
+ */
+static void *publish_main(void *arg)
 {
+	struct kube_watch *w = arg;
 	int ret;
 
-	if (!w->publish_needed || now_ms() < w->publish_at)
-		return;
-	ret = patch_public_key(w->cfg, w->node_name, w->public_key, w);
-	if (ret == 0) {
+	pthread_mutex_lock(&w->lock);
+	while (!atomic_load(&w->stop)) {
+		uint64_t now = now_ms();
+
+		if (!w->publish_needed) {
+			pthread_cond_wait(&w->cond, &w->lock);
+			continue;
+		}
+		if (now < w->publish_at) {
+			struct timespec ts;
+			uint64_t at = w->publish_at;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)((at - now) / 1000);
+			ts.tv_nsec += (long)((at - now) % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+			continue;
+		}
 		w->publish_needed = false;
-		w->publish_failures = 0;
-		return;
+		pthread_mutex_unlock(&w->lock);
+		ret = patch_public_key(w->cfg, w->node_name, w->public_key, w);
+		pthread_mutex_lock(&w->lock);
+		if (ret == 0) {
+			w->publish_failures = 0;
+			/* at most one PATCH per interval, should something strip the annotation */
+			w->publish_at = now_ms() + KUBE_PUBLISH_MIN_INTERVAL_MS;
+		} else if (ret == -ENOENT) {
+			/* no timer: watch_check_key asks again when the node's ADDED event comes */
+			log_warn("kube: node '%s' is not registered yet; will publish its key "
+				 "when it appears", w->node_name);
+			w->publish_failures = 0;
+		} else if (ret != -ECANCELED) {
+			w->publish_needed = true;
+			w->publish_at = now_ms() + backoff_ms(w, &w->pub_seed, w->publish_failures++,
+							      KUBE_PUBLISH_BACKOFF_MAX_MS);
+		}
 	}
-	if (ret == -ENOENT) {
-		/* no timer: watch_check_key asks again when the node's ADDED event comes */
-		log_warn("kube: node '%s' is not registered yet; will publish its key when "
-			 "it appears", w->node_name);
-		w->publish_needed = false;
-		w->publish_failures = 0;
-		return;
-	}
-	w->publish_at = now_ms() + backoff_ms(w, w->publish_failures++,
-					      KUBE_PUBLISH_BACKOFF_MAX_MS);
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
 }
 
 /* Paginated list into a fresh cache; the old cache stays until the list is whole. */
@@ -1062,7 +1083,6 @@ static int watch_stream(struct kube_watch *w)
 	curl_easy_setopt(r.curl, CURLOPT_WRITEFUNCTION, stream_write);
 	curl_easy_setopt(r.curl, CURLOPT_WRITEDATA, w);
 	watch_hook(w, r.curl);
-	curl_easy_setopt(r.curl, CURLOPT_XFERINFOFUNCTION, stream_progress);
 	/* the server ends the watch at timeoutSeconds; this only catches a silent peer */
 	curl_easy_setopt(r.curl, CURLOPT_TIMEOUT, (long)w->opts.watch_timeout_s + 60);
 	log_debug("kube: watching nodes from resourceVersion %s", w->cache->rv);
@@ -1103,13 +1123,12 @@ static void *watch_main(void *arg)
 	int ret;
 
 	while (!atomic_load(&w->stop)) {
-		watch_publish(w);
 		if (need_list) {
 			ret = watch_list(w);
 			if (ret == -ECANCELED)
 				break;
 			if (ret < 0) {
-				unsigned ms = backoff_ms(w, failures++, w->opts.backoff_max_ms);
+				unsigned ms = backoff_ms(w, &w->seed, failures++, w->opts.backoff_max_ms);
 
 				log_info("kube: listing nodes again in %u ms", ms);
 				if (!watch_sleep(w, ms))
@@ -1126,20 +1145,18 @@ static void *watch_main(void *arg)
 			failures = 0;
 			w->gone_streak = 0;
 			break;
-		case WATCH_PUBLISH:
-			break;
 		case WATCH_GONE:
 			need_list = true;
 			/* a server that answers 410 to every fresh list must not spin us */
 			if (w->events > 1)
 				w->gone_streak = 0;
 			if (w->gone_streak++ > 0 &&
-			    !watch_sleep(w, backoff_ms(w, w->gone_streak - 2,
+			    !watch_sleep(w, backoff_ms(w, &w->seed, w->gone_streak - 2,
 						       w->opts.backoff_max_ms)))
 				goto out;
 			break;
 		default: {
-			unsigned ms = backoff_ms(w, failures++, w->opts.backoff_max_ms);
+			unsigned ms = backoff_ms(w, &w->seed, failures++, w->opts.backoff_max_ms);
 
 			log_info("kube: watching nodes again in %u ms from resourceVersion %s",
 				 ms, w->cache->rv);
@@ -1209,6 +1226,7 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 	       (opts->output_path && !w->output_path);
 	w->publish_needed = w->public_key != NULL;
 	w->seed = (unsigned)now_ms() ^ (unsigned)getpid();
+	w->pub_seed = ~w->seed;
 	ret = kube_config_dup(cfg, &w->cfg);
 	if (ret < 0 || fail) {
 		ret = -ENOMEM;
@@ -1227,12 +1245,18 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old_mask);
 	ret = -pthread_create(&w->thread, NULL, watch_main, w);
+	if (ret == 0) {
+		w->thread_started = true;
+		if (w->public_key) {
+			ret = -pthread_create(&w->publisher, NULL, publish_main, w);
+			w->publisher_started = ret == 0;
+		}
+	}
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	if (ret < 0) {
-		log_err("kube: cannot start the watch thread: %s", strerror(-ret));
+		log_err("kube: cannot start the watch threads: %s", strerror(-ret));
 		goto cleanup;
 	}
-	w->thread_started = true;
 	log_info("kube: watching nodes at %s (%s)", w->cfg->server, w->cfg->source);
 	*out = w;
 	w = NULL;
@@ -1268,7 +1292,7 @@ void kube_watch_stop(struct kube_watch *w)
 {
 	if (!w)
 		return;
-	if (w->thread_started) {
+	if (w->thread_started || w->publisher_started) {
 		pthread_mutex_lock(&w->lock);
 		atomic_store(&w->stop, true);
 		for (size_t i = 0; i < sizeof(w->socks) / sizeof(w->socks[0]); i++)
@@ -1276,7 +1300,10 @@ void kube_watch_stop(struct kube_watch *w)
 				shutdown(w->socks[i], SHUT_RDWR);
 		pthread_cond_broadcast(&w->cond);
 		pthread_mutex_unlock(&w->lock);
-		pthread_join(w->thread, NULL);
+		if (w->thread_started)
+			pthread_join(w->thread, NULL);
+		if (w->publisher_started)
+			pthread_join(w->publisher, NULL);
 	}
 	if (w->efd >= 0)
 		close(w->efd);
@@ -1292,50 +1319,4 @@ void kube_watch_stop(struct kube_watch *w)
 	free(w->public_key);
 	free(w->output_path);
 	free(w);
-}
-
-int kube_topology_start(const char *kubeconfig, const char *state_dir, const char *node_name,
-			const char *public_key, unsigned first_sync_ms, char **topology_path,
-			struct kube_watch **out)
-{
-	struct kube_watch_opts opts = { .node_name = node_name, .public_key = public_key };
-	struct kube_config *cfg = NULL;
-	struct kube_watch *w = NULL;
-	struct pollfd pfd;
-	char *path = NULL, *doc = NULL;
-	int ret;
-
-	ret = kubeconfig ? kube_config_from_kubeconfig(kubeconfig, &cfg)
-			 : kube_config_in_cluster(NULL, &cfg);
-	if (ret < 0)
-		goto cleanup;
-	if (asprintf(&path, "%s/" KUBE_TOPOLOGY_FILE, state_dir) < 0) {
-		path = NULL;
-		ret = -ENOMEM;
-		goto cleanup;
-	}
-	opts.output_path = path;
-	ret = kube_watch_start(cfg, &opts, &w);
-	if (ret < 0)
-		goto cleanup;
-	pfd = (struct pollfd){ .fd = kube_watch_fd(w), .events = POLLIN };
-	while ((ret = poll(&pfd, 1, (int)first_sync_ms)) < 0 && errno == EINTR)
-		;
-	if (ret > 0 && kube_watch_take(w, &doc, NULL) == 0)
-		log_info("kube: nodes synced into '%s'", path);
-	else
-		log_warn("kube: no node list from %s within %u ms; going on with '%s' as it is "
-			 "(the last one synced, if any) until the API server answers",
-			 cfg->server, first_sync_ms, path);
-	free(doc);
-	*topology_path = path;
-	path = NULL;
-	*out = w;
-	w = NULL;
-	ret = 0;
-cleanup:
-	kube_watch_stop(w);
-	kube_config_free(cfg);
-	free(path);
-	return ret;
 }

@@ -9,8 +9,7 @@
  * The Kubernetes API as a topology source: list-then-watch of Node objects over HTTPS
  * (libcurl), and the PATCH that publishes this node's WireGuard public key.
  *
- * How a program uses it (a dedicated thread, one fd to poll; twilld uses the file
- * variant, kube_topology_start, below):
+ * How the agent uses it (a dedicated thread, one fd to poll):
  *
  *	kube_config_in_cluster(NULL, &cfg)  or  kube_config_from_kubeconfig(path, &cfg)
  *	kube_watch_start(cfg, &opts, &w)         opts.node_name/public_key to publish
@@ -67,7 +66,9 @@ struct kube_watch_opts {
 	unsigned backoff_min_ms; /* first retry delay, 0 = 500 */
 	unsigned backoff_max_ms; /* cap, 0 = 30000 */
 	unsigned connect_timeout_s; /* 0 = 10 */
-	const char *output_path; /* also written there atomically (0644) before the fd fires */
+	const char *output_path; /* NULL, or also written there atomically (0644) before the
+				  * fd fires: a copy for tools (twillctl --topology) and for
+				  * starting from the last list while the API server is down */
 };
 
 struct kube_watch;
@@ -80,18 +81,6 @@ int kube_watch_fd(const struct kube_watch *w);
 int kube_watch_take(struct kube_watch *w, char **json, size_t *len);
 /* Stops the thread (within about a second) and frees everything. Accepts NULL. */
 void kube_watch_stop(struct kube_watch *w);
-
-/*
- * What twilld --kube / --kubeconfig FILE calls: a watch (kubeconfig NULL = in-cluster)
- * that keeps STATE_DIR/kube-nodes.json up to date and publishes public_key on
- * node_name. The agent then treats that file as its --topology: inotify, last good
- * state, resync, all unchanged. Waits up to first_sync_ms for the first list; after
- * that the agent starts on the file as the last run left it (API server down at boot).
- */
-#define KUBE_TOPOLOGY_FILE "kube-nodes.json"
-int kube_topology_start(const char *kubeconfig, const char *state_dir, const char *node_name,
-			const char *public_key, unsigned first_sync_ms, char **topology_path,
-			struct kube_watch **out);
 
 /*
  * Building blocks of the watch, exposed for unit tests: a cache of nodes by name fed

@@ -5,11 +5,9 @@
  *
  *   kube-probe watch   (--kubeconfig F | --in-cluster SA_DIR) [--count N] [--timeout S]
  *                      [--linger MS] [--node NAME --key KEY] [--page-limit N]
- *                      [--watch-timeout S] [--backoff-max MS]
+ *                      [--watch-timeout S] [--backoff-max MS] [--output FILE]
  *   kube-probe publish (--kubeconfig F | --in-cluster SA_DIR) --node NAME --key KEY
  *   kube-probe config  (--kubeconfig F | --in-cluster SA_DIR)
- *   kube-probe topology --kubeconfig F --state-dir DIR [--node NAME --key KEY]
- *                      [--first-sync MS] [--linger MS]   (what twilld --kubeconfig runs)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "kube.h"
 #include "log.h"
@@ -44,16 +41,14 @@ int main(int argc, char **argv)
 		{ "page-limit", required_argument, NULL, 'p' },
 		{ "watch-timeout", required_argument, NULL, 'w' },
 		{ "backoff-max", required_argument, NULL, 'b' },
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "first-sync", required_argument, NULL, 'f' },
+		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct kube_watch_opts opts = { .backoff_min_ms = 100, .backoff_max_ms = 400 };
 	const char *kubeconfig = NULL, *sa_dir = NULL, *cmd;
 	struct kube_config *cfg = NULL;
 	struct kube_watch *w = NULL;
-	long count = 1, timeout_s = 10, linger_ms = 0, got = 0, first_sync_ms = 5000;
-	const char *state_dir = NULL;
+	long count = 1, timeout_s = 10, linger_ms = 0, got = 0;
 	long long deadline, linger_end = 0;
 	int opt, ret;
 
@@ -77,26 +72,9 @@ int main(int argc, char **argv)
 		case 'p': opts.page_limit = (unsigned)atol(optarg); break;
 		case 'w': opts.watch_timeout_s = (unsigned)atol(optarg); break;
 		case 'b': opts.backoff_max_ms = (unsigned)atol(optarg); break;
-		case 's': state_dir = optarg; break;
-		case 'f': first_sync_ms = atol(optarg); break;
+		case 'o': opts.output_path = optarg; break;
 		default: return 2;
 		}
-	}
-	if (strcmp(cmd, "topology") == 0) {
-		char *path = NULL;
-
-		ret = kube_topology_start(kubeconfig, state_dir ? state_dir : ".", opts.node_name,
-					  opts.public_key, (unsigned)first_sync_ms, &path, &w);
-		if (ret < 0) {
-			fprintf(stderr, "kube-probe: topology: %s\n", strerror(-ret));
-			return 1;
-		}
-		printf("%s\n", path);
-		fflush(stdout);
-		usleep((useconds_t)linger_ms * 1000);
-		free(path);
-		kube_watch_stop(w);
-		return 0;
 	}
 	ret = kubeconfig ? kube_config_from_kubeconfig(kubeconfig, &cfg)
 			 : kube_config_in_cluster(sa_dir, &cfg);
