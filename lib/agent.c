@@ -37,6 +37,8 @@
 
 #define KEY_FILE "private.key"
 #define DEBOUNCE_MS 100
+/* How often the agent checks that its WireGuard device is still there. */
+#define HEALTH_MS 1000
 
 struct agent {
 	struct agent_config cfg;
@@ -50,7 +52,9 @@ struct agent {
 	size_t n_prev;
 	bool have_prev;
 	unsigned int mtu;
-	uint64_t reconciles, errors;
+	uint64_t reconciles, errors, recoveries;
+	char last_recovery[256];
+	int64_t last_recovery_unix;
 	double last_ms;
 	int64_t last_ok_unix;
 	char last_error[512];
@@ -468,6 +472,8 @@ static void write_node_state(struct agent *a, const struct topo_node *self)
 	ns.strict = a->cfg.strict;
 	ns.last_reconcile_unix = a->last_ok_unix;
 	snprintf(ns.last_error, sizeof(ns.last_error), "%s", a->last_error);
+	snprintf(ns.last_recovery, sizeof(ns.last_recovery), "%s", a->last_recovery);
+	ns.last_recovery_unix = a->last_recovery_unix;
 	nodestate_write(a->cfg.state_dir, &ns);
 }
 
@@ -850,6 +856,9 @@ static int render_metrics(void *arg, char **text, size_t *len)
 	fprintf(f, "# HELP twill_reconcile_errors_total Reconciles that failed (bad topology included).\n"
 		   "# TYPE twill_reconcile_errors_total counter\ntwill_reconcile_errors_total %llu\n",
 		(unsigned long long)a->errors);
+	fprintf(f, "# HELP twill_device_recoveries_total WireGuard device re-created after it was lost.\n"
+		   "# TYPE twill_device_recoveries_total counter\ntwill_device_recoveries_total %llu\n",
+		(unsigned long long)a->recoveries);
 	fprintf(f, "# HELP twill_reconcile_duration_seconds Duration of the last reconcile.\n"
 		   "# TYPE twill_reconcile_duration_seconds gauge\n"
 		   "twill_reconcile_duration_seconds %.6f\n", a->last_ms / 1e3);
@@ -919,10 +928,39 @@ static bool event_is_ours(const struct inotify_event *ev, const char *base)
 	return ev->len == 0 || strcmp(ev->name, base) == 0 || strncmp(ev->name, "..", 2) == 0;
 }
 
+/*
+ * A userspace WireGuard daemon can die (OOM killer, a crash, kill -9) and take the
+ * device with it; the kernel device can be deleted by hand. Both must not wait for the
+ * next resync: the check is one connect() or one link lookup, cheap enough every second.
+ * Only a device the agent had configured counts: before that, reconcile reports it.
+ */
+static bool device_lost(struct agent *a)
+{
+	struct nl_link_info link;
+	const char *why;
+
+	if (!a->have_prev)
+		return false;
+	if (!wgctl_device_exists(a->wg))
+		why = wgctl_backend(a->wg) == WG_BACKEND_USERSPACE ?
+		      "its userspace daemon is gone" : "it was deleted";
+	else if (nl_link_get(a->cfg.wg_device, &link) < 0)
+		why = "its network interface is gone";
+	else
+		return false;
+	a->recoveries++;
+	a->last_recovery_unix = time(NULL);
+	snprintf(a->last_recovery, sizeof(a->last_recovery),
+		 "WireGuard device '%s' lost (%s): re-created with key, port, peers and routes",
+		 a->cfg.wg_device, why);
+	log_warn("agent: WireGuard device '%s' lost (%s): re-creating it", a->cfg.wg_device, why);
+	return true;
+}
+
 int agent_run(struct agent *a)
 {
 	char dir[PATH_MAX], basebuf[PATH_MAX], *base;
-	int sfd = -1, ifd = -1, tresync = -1, tdebounce = -1, ret = 0;
+	int sfd = -1, ifd = -1, tresync = -1, tdebounce = -1, thealth = -1, ret = 0;
 	struct sigaction sa = { 0 };
 	bool running = true;
 
@@ -946,7 +984,8 @@ int agent_run(struct agent *a)
 	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	tresync = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	tdebounce = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (sfd < 0 || ifd < 0 || tresync < 0 || tdebounce < 0) {
+	thealth = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (sfd < 0 || ifd < 0 || tresync < 0 || tdebounce < 0 || thealth < 0) {
 		ret = -errno;
 		log_err("agent: cannot set up the event loop: %s", strerror(errno));
 		goto cleanup;
@@ -966,6 +1005,7 @@ int agent_run(struct agent *a)
 	}
 	if (a->cfg.resync_sec)
 		arm_timer(tresync, a->cfg.resync_sec * 1000, a->cfg.resync_sec * 1000);
+	arm_timer(thealth, HEALTH_MS, HEALTH_MS);
 	if (a->cfg.metrics_addr) {
 		ret = metrics_open(a->cfg.metrics_addr, &a->metrics);
 		if (ret < 0)
@@ -974,18 +1014,19 @@ int agent_run(struct agent *a)
 
 	agent_reconcile(a, NULL);
 	while (running) {
-		struct pollfd pfd[6] = {
+		struct pollfd pfd[7] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = ifd, .events = POLLIN },
 			{ .fd = tresync, .events = POLLIN },
 			{ .fd = tdebounce, .events = POLLIN },
 			{ .fd = a->metrics ? metrics_fd(a->metrics) : -1, .events = POLLIN },
 			{ .fd = a->watch ? kube_watch_fd(a->watch) : -1, .events = POLLIN },
+			{ .fd = thealth, .events = POLLIN },
 		};
 		bool again = false, resync = false;
 		uint64_t ticks;
 
-		if (poll(pfd, 6, -1) < 0) {
+		if (poll(pfd, 7, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			ret = -errno;
@@ -1033,6 +1074,9 @@ int agent_run(struct agent *a)
 			log_debug("agent: new node list from the API server");
 			again = true;
 		}
+		if ((pfd[6].revents & POLLIN) && read(thealth, &ticks, sizeof(ticks)) > 0 &&
+		    !reconcile && device_lost(a))
+			reconcile = true;
 		if (pending_hup) {
 			pending_hup = 0;
 			again = true;
@@ -1052,6 +1096,8 @@ cleanup:
 		close(tresync);
 	if (tdebounce >= 0)
 		close(tdebounce);
+	if (thealth >= 0)
+		close(thealth);
 	sigprocmask(SIG_SETMASK, &a->saved_mask, NULL);
 	a->signals_blocked = false;
 	return ret;
