@@ -1075,8 +1075,8 @@ int agent_run(struct agent *a)
 			again = true;
 		}
 		if ((pfd[6].revents & POLLIN) && read(thealth, &ticks, sizeof(ticks)) > 0 &&
-		    !reconcile && device_lost(a))
-			reconcile = true;
+		    !again && device_lost(a))
+			again = true;
 		if (pending_hup) {
 			pending_hup = 0;
 			again = true;
