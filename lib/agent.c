@@ -512,7 +512,9 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	st->nodes = topo->n_nodes + topo->n_unkeyed;
 	st->peers = n;
 
+	t0 = now_ms();
 	ret = ensure_device(a, self, &dev);
+	st->device_ms = now_ms() - t0;
 	if (ret < 0)
 		goto cleanup;
 	t0 = now_ms();
@@ -524,6 +526,7 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	if (plan.n_peers) {
 		struct wg_device set = { 0 };
 
+		t0 = now_ms();
 		set.peers = plan.peers;
 		set.n_peers = plan.n_peers;
 		ret = wgctl_set(a->wg, &set);
@@ -533,6 +536,7 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 			goto cleanup;
 		}
 	}
+	st->peers_ms = plan.n_peers ? now_ms() - t0 : 0;
 	st->peers_added = plan.n_add;
 	st->peers_removed = plan.n_remove;
 	st->peers_updated = plan.n_update;
@@ -551,7 +555,9 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	}
 	for (size_t i = 0; i < n; i++)
 		eps[i] = a->prev[i].endpoint;
+	t0 = now_ms();
 	ret = mtu_for_endpoints(eps, n, &underlay);
+	st->mtu_ms = now_ms() - t0;
 	if (ret < 0) {
 		set_error(a, "cannot look up the underlay routes: %s", strerror(-ret));
 		goto cleanup;
@@ -594,12 +600,16 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	want.ifindex = link.ifindex;
 	want.mtu = a->mtu;
 	want.scope_link = true;
+	t0 = now_ms();
 	ret = apply_kernel_routes(a, a->prev, n, &want, st);
+	st->routes_ms = now_ms() - t0;
 	if (ret < 0)
 		goto cleanup;
 
+	t0 = now_ms();
 	if (!a->cfg.no_bpf)
 		apply_bpf(a, self, a->prev, n, link.ifindex, &underlay, st);
+	st->bpf_ms = now_ms() - t0;
 	st->dataplane_loaded = a->dp != NULL;
 
 	inet_ntop(AF_INET, &self->pod_net, buf, sizeof(buf));
