@@ -37,6 +37,8 @@
 
 #define KEY_FILE "private.key"
 #define DEBOUNCE_MS 100
+/* How often the agent checks that its WireGuard device is still there. */
+#define HEALTH_MS 1000
 
 struct agent {
 	struct agent_config cfg;
@@ -50,7 +52,9 @@ struct agent {
 	size_t n_prev;
 	bool have_prev;
 	unsigned int mtu;
-	uint64_t reconciles, errors;
+	uint64_t reconciles, errors, recoveries;
+	char last_recovery[256];
+	int64_t last_recovery_unix;
 	double last_ms;
 	int64_t last_ok_unix;
 	char last_error[512];
@@ -466,6 +470,8 @@ static void write_node_state(struct agent *a, const struct topo_node *self)
 	ns.strict = a->cfg.strict;
 	ns.last_reconcile_unix = a->last_ok_unix;
 	snprintf(ns.last_error, sizeof(ns.last_error), "%s", a->last_error);
+	snprintf(ns.last_recovery, sizeof(ns.last_recovery), "%s", a->last_recovery);
+	ns.last_recovery_unix = a->last_recovery_unix;
 	nodestate_write(a->cfg.state_dir, &ns);
 }
 
@@ -506,7 +512,9 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	st->nodes = topo->n_nodes + topo->n_unkeyed;
 	st->peers = n;
 
+	t0 = now_ms();
 	ret = ensure_device(a, self, &dev);
+	st->device_ms = now_ms() - t0;
 	if (ret < 0)
 		goto cleanup;
 	t0 = now_ms();
@@ -518,6 +526,7 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	if (plan.n_peers) {
 		struct wg_device set = { 0 };
 
+		t0 = now_ms();
 		set.peers = plan.peers;
 		set.n_peers = plan.n_peers;
 		ret = wgctl_set(a->wg, &set);
@@ -527,6 +536,7 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 			goto cleanup;
 		}
 	}
+	st->peers_ms = plan.n_peers ? now_ms() - t0 : 0;
 	st->peers_added = plan.n_add;
 	st->peers_removed = plan.n_remove;
 	st->peers_updated = plan.n_update;
@@ -545,7 +555,9 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	}
 	for (size_t i = 0; i < n; i++)
 		eps[i] = a->prev[i].endpoint;
+	t0 = now_ms();
 	ret = mtu_for_endpoints(eps, n, &underlay);
+	st->mtu_ms = now_ms() - t0;
 	if (ret < 0) {
 		set_error(a, "cannot look up the underlay routes: %s", strerror(-ret));
 		goto cleanup;
@@ -588,12 +600,16 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	want.ifindex = link.ifindex;
 	want.mtu = a->mtu;
 	want.scope_link = true;
+	t0 = now_ms();
 	ret = apply_kernel_routes(a, a->prev, n, &want, st);
+	st->routes_ms = now_ms() - t0;
 	if (ret < 0)
 		goto cleanup;
 
+	t0 = now_ms();
 	if (!a->cfg.no_bpf)
 		apply_bpf(a, self, a->prev, n, link.ifindex, &underlay, st);
+	st->bpf_ms = now_ms() - t0;
 	st->dataplane_loaded = a->dp != NULL;
 
 	inet_ntop(AF_INET, &self->pod_net, buf, sizeof(buf));
@@ -800,6 +816,9 @@ static int render_metrics(void *arg, char **text, size_t *len)
 	fprintf(f, "# HELP twill_reconcile_errors_total Reconciles that failed (bad topology included).\n"
 		   "# TYPE twill_reconcile_errors_total counter\ntwill_reconcile_errors_total %llu\n",
 		(unsigned long long)a->errors);
+	fprintf(f, "# HELP twill_device_recoveries_total WireGuard device re-created after it was lost.\n"
+		   "# TYPE twill_device_recoveries_total counter\ntwill_device_recoveries_total %llu\n",
+		(unsigned long long)a->recoveries);
 	fprintf(f, "# HELP twill_reconcile_duration_seconds Duration of the last reconcile.\n"
 		   "# TYPE twill_reconcile_duration_seconds gauge\n"
 		   "twill_reconcile_duration_seconds %.6f\n", a->last_ms / 1e3);
@@ -869,10 +888,39 @@ static bool event_is_ours(const struct inotify_event *ev, const char *base)
 	return ev->len == 0 || strcmp(ev->name, base) == 0 || strncmp(ev->name, "..", 2) == 0;
 }
 
+/*
+ * A userspace WireGuard daemon can die (OOM killer, a crash, kill -9) and take the
+ * device with it; the kernel device can be deleted by hand. Both must not wait for the
+ * next resync: the check is one connect() or one link lookup, cheap enough every second.
+ * Only a device the agent had configured counts: before that, reconcile reports it.
+ */
+static bool device_lost(struct agent *a)
+{
+	struct nl_link_info link;
+	const char *why;
+
+	if (!a->have_prev)
+		return false;
+	if (!wgctl_device_exists(a->wg))
+		why = wgctl_backend(a->wg) == WG_BACKEND_USERSPACE ?
+		      "its userspace daemon is gone" : "it was deleted";
+	else if (nl_link_get(a->cfg.wg_device, &link) < 0)
+		why = "its network interface is gone";
+	else
+		return false;
+	a->recoveries++;
+	a->last_recovery_unix = time(NULL);
+	snprintf(a->last_recovery, sizeof(a->last_recovery),
+		 "WireGuard device '%s' lost (%s): re-created with key, port, peers and routes",
+		 a->cfg.wg_device, why);
+	log_warn("agent: WireGuard device '%s' lost (%s): re-creating it", a->cfg.wg_device, why);
+	return true;
+}
+
 int agent_run(struct agent *a)
 {
 	char dir[PATH_MAX], basebuf[PATH_MAX], *base;
-	int sfd = -1, ifd = -1, tresync = -1, tdebounce = -1, ret = 0;
+	int sfd = -1, ifd = -1, tresync = -1, tdebounce = -1, thealth = -1, ret = 0;
 	struct sigaction sa = { 0 };
 	bool running = true;
 
@@ -896,7 +944,8 @@ int agent_run(struct agent *a)
 	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	tresync = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	tdebounce = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (sfd < 0 || ifd < 0 || tresync < 0 || tdebounce < 0) {
+	thealth = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (sfd < 0 || ifd < 0 || tresync < 0 || tdebounce < 0 || thealth < 0) {
 		ret = -errno;
 		log_err("agent: cannot set up the event loop: %s", strerror(errno));
 		goto cleanup;
@@ -916,6 +965,7 @@ int agent_run(struct agent *a)
 	}
 	if (a->cfg.resync_sec)
 		arm_timer(tresync, a->cfg.resync_sec * 1000, a->cfg.resync_sec * 1000);
+	arm_timer(thealth, HEALTH_MS, HEALTH_MS);
 	if (a->cfg.metrics_addr) {
 		ret = metrics_open(a->cfg.metrics_addr, &a->metrics);
 		if (ret < 0)
@@ -924,18 +974,19 @@ int agent_run(struct agent *a)
 
 	agent_reconcile(a, NULL);
 	while (running) {
-		struct pollfd pfd[6] = {
+		struct pollfd pfd[7] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = ifd, .events = POLLIN },
 			{ .fd = tresync, .events = POLLIN },
 			{ .fd = tdebounce, .events = POLLIN },
 			{ .fd = a->metrics ? metrics_fd(a->metrics) : -1, .events = POLLIN },
 			{ .fd = a->watch ? kube_watch_fd(a->watch) : -1, .events = POLLIN },
+			{ .fd = thealth, .events = POLLIN },
 		};
 		bool reconcile = false;
 		uint64_t ticks;
 
-		if (poll(pfd, 6, -1) < 0) {
+		if (poll(pfd, 7, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			ret = -errno;
@@ -983,6 +1034,9 @@ int agent_run(struct agent *a)
 			log_debug("agent: new node list from the API server");
 			reconcile = true;
 		}
+		if ((pfd[6].revents & POLLIN) && read(thealth, &ticks, sizeof(ticks)) > 0 &&
+		    !reconcile && device_lost(a))
+			reconcile = true;
 		if (pending_hup) {
 			pending_hup = 0;
 			reconcile = true;
@@ -1002,6 +1056,8 @@ cleanup:
 		close(tresync);
 	if (tdebounce >= 0)
 		close(tdebounce);
+	if (thealth >= 0)
+		close(thealth);
 	sigprocmask(SIG_SETMASK, &a->saved_mask, NULL);
 	a->signals_blocked = false;
 	return ret;

@@ -13,6 +13,7 @@
 
 #include "cni_config.h"
 #include "cni_plugin.h"
+#include "datapath.h"
 #include "ipam.h"
 #include "log.h"
 #include "netlink.h"
@@ -340,6 +341,81 @@ static void unwire(const char *host_name)
 		log_warn("cannot delete host veth '%s': %s", host_name, strerror(-r));
 }
 
+/* The agent's pinned dataplane, or NULL (kernel routing) when none is loaded. */
+static int dataplane_open(const struct cni_config *cfg, struct datapath **out)
+{
+	int r = datapath_open_pinned(cfg->bpf_pin_dir, out);
+
+	if (r == -ENOENT) {
+		log_debug("no BPF dataplane pinned in '%s': kernel routing only", cfg->bpf_pin_dir);
+		*out = NULL;
+		return 0;
+	}
+	if (r < 0)
+		log_err("cannot open the BPF dataplane pinned in '%s': %s", cfg->bpf_pin_dir,
+			strerror(-r));
+	return r;
+}
+
+static int dataplane_register(const struct cni_config *cfg, struct in_addr addr,
+			      const struct pod_wiring *w, struct cni_error *err)
+{
+	struct twill_endpoint_key key = { .addr = addr.s_addr };
+	struct twill_endpoint_value val = { .host_ifindex = (__u32)w->host.ifindex };
+	struct datapath *dp = NULL;
+	const char *step = "open";
+	char s[INET_ADDRSTRLEN];
+	int r;
+
+	r = dataplane_open(cfg, &dp);
+	if (r < 0 || !dp)
+		goto cleanup;
+	memcpy(val.pod_mac, w->pod.mac, 6);
+	memcpy(val.host_mac, w->host.mac, 6);
+	step = "register the endpoint in";
+	r = datapath_endpoint_set(dp, &key, &val);
+	if (r < 0)
+		goto cleanup;
+	step = "attach the pod program of";
+	r = datapath_attach_pod(dp, w->host.ifindex);
+	if (r < 0)
+		datapath_endpoint_delete(dp, &key);
+cleanup:
+	if (r < 0)
+		cni_error_set(err, CNI_ERR_WIRING,
+			      "cannot %s the BPF dataplane in '%s' for pod address %s: %s", step,
+			      cfg->bpf_pin_dir, ip_str(addr, s), strerror(-r));
+	datapath_close(dp);
+	return r;
+}
+
+/* Drops the endpoint of addr (when known) and any left on host_ifindex. */
+static void dataplane_forget(const struct cni_config *cfg, struct in_addr addr, int host_ifindex)
+{
+	struct twill_endpoint_key *keys = NULL;
+	struct twill_endpoint_value *vals = NULL;
+	struct datapath *dp = NULL;
+	size_t n = 0;
+
+	if (dataplane_open(cfg, &dp) < 0 || !dp)
+		return;
+	if (addr.s_addr) {
+		struct twill_endpoint_key key = { .addr = addr.s_addr };
+		int r = datapath_endpoint_delete(dp, &key);
+
+		if (r < 0 && r != -ENOENT)
+			log_warn("cannot remove the BPF endpoint of %s: %s",
+				 inet_ntoa(addr), strerror(-r));
+	}
+	if (host_ifindex > 0 && datapath_endpoint_list(dp, &keys, &vals, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			if ((int)vals[i].host_ifindex == host_ifindex)
+				datapath_endpoint_delete(dp, &keys[i]);
+	free(keys);
+	free(vals);
+	datapath_close(dp);
+}
+
 static int cmd_add(const struct cni_request *req, const struct cni_config *cfg,
 		   json_t **result, struct cni_error *err)
 {
@@ -389,6 +465,10 @@ static int cmd_add(const struct cni_request *req, const struct cni_config *cfg,
 	r = wire(req, cfg, &np, nsfd, addr, host_name, &w, &created, err);
 	if (r < 0)
 		goto cleanup;
+	/* last: a pod the dataplane knows is fully wired */
+	r = dataplane_register(cfg, addr, &w, err);
+	if (r < 0)
+		goto cleanup;
 
 	res.n_interfaces = 2;
 	snprintf(res.interfaces[0].name, IF_NAMESIZE, "%s", host_name);
@@ -428,28 +508,41 @@ static int cmd_del(const struct cni_request *req, const struct cni_config *cfg,
 		   struct cni_error *err)
 {
 	struct node_params np;
+	struct nl_link_info host = { .ifindex = 0 };
 	struct ipam *store = NULL;
 	struct in_addr addr = { 0 };
 	char host_name[IF_NAMESIZE], s[INET_ADDRSTRLEN];
+	bool have_store;
 	int r;
 
 	if ((r = check_container_id(req->container_id, err)) < 0 ||
 	    (r = check_ifname(req->ifname, err)) < 0)
 		return r;
 	cni_host_veth_name(req->container_id, req->ifname, host_name);
-	/* the veth goes first so a released address is never still wired */
-	unwire(host_name);
 
-	r = resolve_node(cfg, &np, err);
-	if (r < 0) {
+	have_store = resolve_node(cfg, &np, err) == 0;
+	if (!have_store) {
 		log_warn("DEL %s %s: %s: no address store to release from", req->container_id,
 			 req->ifname, err->msg);
 		memset(err, 0, sizeof(*err));
-		return 0;
+	} else {
+		r = open_store(cfg, &np, &store, err);
+		if (r < 0)
+			return r;
+		r = ipam_find(store, req->container_id, req->ifname, &addr);
+		if (r < 0 && r != -ENOENT) {
+			ipam_fail(err, cfg, "look up the address", r);
+			goto cleanup;
+		}
 	}
-	r = open_store(cfg, &np, &store, err);
-	if (r < 0)
-		return r;
+	/* dataplane, then veth, then address: a released address is never still wired */
+	if (nl_link_get(host_name, &host) < 0)
+		host.ifindex = 0;
+	dataplane_forget(cfg, addr, host.ifindex);
+	unwire(host_name);
+	r = 0;
+	if (!have_store)
+		goto cleanup;
 	r = ipam_release(store, req->container_id, req->ifname, &addr);
 	if (r == -ENOENT) {
 		log_info("DEL %s %s: no address allocated", req->container_id, req->ifname);
@@ -460,6 +553,7 @@ static int cmd_del(const struct cni_request *req, const struct cni_config *cfg,
 		log_info("DEL %s %s: released %s", req->container_id, req->ifname,
 			 ip_str(addr, s));
 	}
+cleanup:
 	ipam_close(store);
 	return r;
 }
@@ -529,6 +623,41 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 	return 0;
 }
 
+static int check_dataplane(const struct cni_config *cfg, struct in_addr addr,
+			   const struct nl_link_info *host, struct cni_error *err)
+{
+	struct twill_endpoint_value val;
+	struct datapath *dp = NULL;
+	char prog[64], s[INET_ADDRSTRLEN];
+	int r;
+
+	r = dataplane_open(cfg, &dp);
+	if (r < 0) {
+		cni_error_set(err, CNI_ERR_IO, "cannot open the BPF dataplane in '%s': %s",
+			      cfg->bpf_pin_dir, strerror(-r));
+		return r;
+	}
+	if (!dp)
+		return 0;
+	r = datapath_endpoint_lookup(dp, addr.s_addr, &val);
+	if (r < 0 || (int)val.host_ifindex != host->ifindex ||
+	    memcmp(val.host_mac, host->mac, 6) != 0) {
+		r = check_fail(err, "BPF endpoint of %s is %s (host veth '%s')",
+			       ip_str(addr, s), r < 0 ? "missing" : "stale", host->name);
+		goto cleanup;
+	}
+	r = datapath_query_attached(host->ifindex, false, prog, sizeof(prog));
+	if (r < 0 || strcmp(prog, TWILL_PROG_POD) != 0) {
+		r = check_fail(err, "host veth '%s' lacks the BPF program '%s'%s", host->name,
+			       TWILL_PROG_POD, "");
+		goto cleanup;
+	}
+	r = 0;
+cleanup:
+	datapath_close(dp);
+	return r;
+}
+
 static int cmd_check(const struct cni_request *req, const struct cni_config *cfg,
 		     struct cni_error *err)
 {
@@ -587,6 +716,10 @@ static int cmd_check(const struct cni_request *req, const struct cni_config *cfg
 			       host_name, req->container_id, "");
 		goto cleanup;
 	}
+
+	r = check_dataplane(cfg, ip->addr, &host, err);
+	if (r < 0)
+		goto cleanup;
 
 	nsfd = netns_open(req->netns);
 	if (nsfd < 0) {
@@ -709,9 +842,11 @@ static int cmd_gc(const struct cni_config *cfg, struct cni_error *err)
 		ipam_fail(err, cfg, "collect garbage", r);
 		goto cleanup;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		dataplane_forget(cfg, released[i].addr, 0);
 		log_info("GC: released %s of '%s' %s", ip_str(released[i].addr, s),
 			 released[i].container_id, released[i].ifname);
+	}
 cleanup:
 	free(released);
 	ipam_close(store);
@@ -750,8 +885,20 @@ static int cmd_status(const struct cni_config *cfg, struct cni_error *err)
 		r = -ENOSPC;
 		goto cleanup;
 	}
-	log_info("STATUS: ready, pod CIDR %s, %zu of %zu addresses in use, dataplane: %s",
-		 np.pod_cidr, used, cap, "kernel routing");
+	{
+		struct datapath *dp = NULL;
+
+		if (dataplane_open(cfg, &dp) < 0) {
+			cni_error_set(err, CNI_ERR_UNAVAILABLE,
+				      "the BPF dataplane pinned in '%s' cannot be opened",
+				      cfg->bpf_pin_dir);
+			r = -EIO;
+			goto cleanup;
+		}
+		log_info("STATUS: ready, pod CIDR %s, %zu of %zu addresses in use, dataplane: %s",
+			 np.pod_cidr, used, cap, dp ? "BPF" : "kernel routing (no BPF dataplane)");
+		datapath_close(dp);
+	}
 	goto cleanup;
 unavailable:
 	{
@@ -824,6 +971,15 @@ int cni_plugin_run(const struct cni_request *req, json_t **result, struct cni_er
 				      msg);
 		}
 		return r;
+	}
+	/* as libcni's skel: CHECK came with 0.4.0, GC and STATUS with 1.1.0 */
+	if ((!strcmp(cmd, "CHECK") && cfg->version < CNI_VERSION_0_4_0) ||
+	    ((!strcmp(cmd, "GC") || status) && cfg->version < CNI_VERSION_1_1_0)) {
+		cni_error_set(err, CNI_ERR_INCOMPATIBLE_VERSION,
+			      "cniVersion '%s' does not allow %s", cni_version_str(cfg->version),
+			      cmd);
+		cni_config_free(cfg);
+		return -ENOTSUP;
 	}
 	apply_logging(cfg);
 	log_debug("%s container '%s' netns '%s' ifname '%s' network '%s' (%s)", cmd,

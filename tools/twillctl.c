@@ -381,6 +381,9 @@ static int cmd_status(struct ctl *ctl, const struct inspect_snapshot *s)
 		json_object_set_new(j, "last_reconcile_unix", s->have_state && s->state.last_reconcile_unix ?
 			json_integer(s->state.last_reconcile_unix) : json_null());
 		json_object_set_new(j, "last_error", json_str_or_null(s->have_state ? s->state.last_error : ""));
+		json_object_set_new(j, "last_recovery", json_str_or_null(s->have_state ? s->state.last_recovery : ""));
+		json_object_set_new(j, "last_recovery_unix", s->have_state && s->state.last_recovery_unix ?
+			json_integer(s->state.last_recovery_unix) : json_null());
 		json_object_set_new(j, "healthy", json_boolean(h.healthy));
 		for (size_t i = 0; i < h.n_problems; i++)
 			json_array_append_new(problems, json_string(h.problems[i]));
@@ -443,6 +446,10 @@ static int cmd_status(struct ctl *ctl, const struct inspect_snapshot *s)
 		else
 			printf("last reconcile:  never\n");
 		printf("last error:      %s\n", s->state.last_error[0] ? s->state.last_error : "none");
+		if (s->state.last_recovery[0])
+			printf("last recovery:   %s: %s\n",
+			       age_str(s->now - s->state.last_recovery_unix, b1, sizeof(b1)),
+			       s->state.last_recovery);
 	}
 	if (h.healthy) {
 		printf("health:          healthy\n");

@@ -150,9 +150,11 @@ ping_check() {
 	echo "ok: $(grep 'packets transmitted' "$WORK/$1.ping") during $1"
 }
 
-ping_start join n1-p1 n2-p1 400
+ping_start join n1-p1 n2-p1 150
 sleep 1
+t0=$SECONDS
 lab add-node --pods 1 > "$WORK/add.out" 2>&1 || { cat "$WORK/add.out"; fail "twill-lab add-node failed"; }
+echo "ok: twill-lab add-node took $((SECONDS - t0)) s"
 wait_for 10 bash -c "[ \$(nsenter --net=/var/run/netns/$P-n1 wg show $(wgdev n1) peers | wc -l) = 3 ]" ||
 	fail "n1 did not add n4 as a peer"
 [ "$(endpoint n1 n4)" = 198.18.0.4:51820 ] || fail "n1 reaches n4 at '$(endpoint n1 n4)'"
