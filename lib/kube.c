@@ -693,11 +693,15 @@ struct kube_watch {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	atomic_bool stop;
-	int socks[4];        /* curl's open sockets, shut down by stop; under lock */
-	char *pending;
+	/* under lock */
+	int socks[4];        /* curl's open sockets, shut down by stop */
+	char *pending;       /* the newest NodeList, not yet taken */
 	size_t pending_len;
+	bool publish_needed;
+	uint64_t publish_at;
+	unsigned publish_failures;
 
-	/* the thread's own */
+	/* the watch thread's own */
 	struct kube_cache *cache;
 	char *last_doc;
 	struct buf line;
@@ -705,12 +709,10 @@ struct kube_watch {
 	long status;
 	int stream_result;
 	unsigned events;
-	bool publish_needed;  /* publish_*: under lock, shared with the publisher */
 	unsigned gone_streak;
-	unsigned seed;        /* the watch thread's */
-	unsigned pub_seed;    /* the publisher's */
-	uint64_t publish_at;
-	unsigned publish_failures;
+	unsigned seed;
+	/* the publisher's own */
+	unsigned pub_seed;
 };
 
 static unsigned backoff_ms(const struct kube_watch *w, unsigned *seed, unsigned failures,
@@ -757,10 +759,11 @@ static void watch_check_key(struct kube_watch *w)
 	if (!w->public_key || !json_object_get(w->cache->nodes, w->node_name))
 		return;
 	have = kube_cache_node_annotation(w->cache, w->node_name, KUBE_KEY_ANNOTATION);
-	if (have && strcmp(have, w->public_key) == 0)
-		return;
 	pthread_mutex_lock(&w->lock);
-	if (!w->publish_needed) {
+	if (have && strcmp(have, w->public_key) == 0) {
+		/* already there (our PATCH, or by hand): a queued PATCH is moot */
+		w->publish_needed = false;
+	} else if (!w->publish_needed) {
 		log_info("kube: node '%s' carries public key '%s', not ours: publishing it",
 			 w->node_name, have ? have : "");
 		w->publish_needed = true;
