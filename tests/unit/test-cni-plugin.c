@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The verbs' input checks and the host veth naming: what runs before any netlink call. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "cni_plugin.h"
+#include "log.h"
+
+static int run(const char *cmd, const char *id, const char *netns, const char *ifname,
+	       const char *config, json_t **out, struct cni_error *err)
+{
+	struct cni_request req = {
+		.command = cmd, .container_id = id, .netns = netns, .ifname = ifname,
+		.config = config, .config_len = config ? strlen(config) : 0,
+	};
+
+	log_set_stderr(0);
+	return cni_plugin_run(&req, out, err);
+}
+
+Test(cni_plugin, host_veth_name_is_short_deterministic_and_distinct)
+{
+	char a[IF_NAMESIZE], b[IF_NAMESIZE], c[IF_NAMESIZE];
+
+	cni_host_veth_name("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+			   "eth0", a);
+	cni_host_veth_name("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+			   "eth0", b);
+	cr_assert_str_eq(a, b);
+	cr_assert_eq(strlen(a), 15);
+	cr_assert_eq(strncmp(a, "tw", 2), 0);
+	cr_assert_eq(strspn(a + 2, "0123456789abcdef"), 13);
+	cni_host_veth_name("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+			   "net1", c);
+	cr_assert_str_neq(a, c);
+	/* the separator keeps the split between id and ifname in the hash */
+	cni_host_veth_name("ab", "c", a);
+	cni_host_veth_name("a", "bc", b);
+	cr_assert_str_neq(a, b);
+	/* FNV-1a 64 of "c1\0eth0", low 52 bits: the integration tests compute the same */
+	cni_host_veth_name("c1", "eth0", a);
+	cr_assert_str_eq(a, "twf02b3bfe94942");
+}
+
+Test(cni_plugin, version_lists_every_supported_version)
+{
+	struct cni_error err;
+	json_t *out = NULL;
+
+	cr_assert_eq(run("VERSION", NULL, NULL, NULL, "{\"cniVersion\":\"0.4.0\"}", &out, &err), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(out, "cniVersion")), "0.4.0");
+	cr_assert_eq(json_array_size(json_object_get(out, "supportedVersions")), 5);
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(out, "supportedVersions"), 4)),
+			 "1.1.0");
+	json_decref(out);
+	/* no stdin at all: still an answer, in the latest version */
+	cr_assert_eq(run("VERSION", NULL, NULL, NULL, NULL, &out, &err), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(out, "cniVersion")), "1.1.0");
+	json_decref(out);
+}
+
+struct env_case {
+	const char *cmd, *id, *netns, *ifname;
+	int code;
+	const char *needle;
+};
+
+#define CONF "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"twill\",\"podCIDR\":\"10.9.9.0/24\"," \
+	     "\"mtu\":1440,\"stateDir\":\"/nonexistent/twill-unit\"}"
+
+static const struct env_case env_cases[] = {
+	{ NULL, "c", "/n", "eth0", CNI_ERR_INVALID_ENV, "CNI_COMMAND" },
+	{ "", "c", "/n", "eth0", CNI_ERR_INVALID_ENV, "CNI_COMMAND" },
+	{ "add", "c", "/n", "eth0", CNI_ERR_INVALID_ENV, "CNI_COMMAND" },
+	{ "ADD", NULL, "/n", "eth0", CNI_ERR_INVALID_ENV, "CNI_CONTAINERID" },
+	{ "ADD", "-bad", "/n", "eth0", CNI_ERR_INVALID_ENV, "CNI_CONTAINERID" },
+	{ "ADD", "a b", "/n", "eth0", CNI_ERR_INVALID_ENV, "CNI_CONTAINERID" },
+	{ "ADD", "c", NULL, "eth0", CNI_ERR_INVALID_ENV, "CNI_NETNS" },
+	{ "ADD", "c", "relative", "eth0", CNI_ERR_INVALID_ENV, "CNI_NETNS" },
+	{ "ADD", "c", "/n", NULL, CNI_ERR_INVALID_ENV, "CNI_IFNAME" },
+	{ "ADD", "c", "/n", "0123456789abcdef", CNI_ERR_INVALID_ENV, "CNI_IFNAME" },
+	{ "ADD", "c", "/n", "a/b", CNI_ERR_INVALID_ENV, "CNI_IFNAME" },
+	{ "ADD", "c", "/n", "..", CNI_ERR_INVALID_ENV, "CNI_IFNAME" },
+	{ "ADD", "c", "/nonexistent/netns", "eth0", CNI_ERR_INVALID_ENV, "CNI_NETNS" },
+	{ "DEL", NULL, NULL, "eth0", CNI_ERR_INVALID_ENV, "CNI_CONTAINERID" },
+	{ "DEL", "c", NULL, "e:0", CNI_ERR_INVALID_ENV, "CNI_IFNAME" },
+	{ "CHECK", "c", NULL, "eth0", CNI_ERR_INVALID_ENV, "CNI_NETNS" },
+	{ "CHECK", "c", "/n", "eth0", CNI_ERR_INVALID_CONFIG, "prevResult" },
+};
+
+Test(cni_plugin, rejects_bad_environment_naming_the_variable)
+{
+	for (size_t i = 0; i < sizeof(env_cases) / sizeof(env_cases[0]); i++) {
+		const struct env_case *c = &env_cases[i];
+		struct cni_error err;
+		json_t *out = NULL;
+
+		cr_assert_lt(run(c->cmd, c->id, c->netns, c->ifname, CONF, &out, &err), 0,
+			     "case %zu passed", i);
+		cr_assert_null(out);
+		cr_assert_eq(err.code, c->code, "case %zu: code %d (%s), want %d", i, err.code,
+			     err.msg, c->code);
+		cr_assert(strstr(err.msg, c->needle), "case %zu: '%s' lacks '%s'", i, err.msg,
+			  c->needle);
+		cr_assert_eq(err.version, c->code == CNI_ERR_INVALID_ENV && i < 3 ?
+			     CNI_VERSION_LATEST : CNI_VERSION_1_0_0, "case %zu: version", i);
+	}
+}
+
+Test(cni_plugin, verbs_need_the_version_that_introduced_them)
+{
+	static const struct {
+		const char *cmd, *version;
+		int code;
+		const char *needle;
+	} cases[] = {
+		{ "CHECK", "0.3.1", CNI_ERR_INCOMPATIBLE_VERSION, "CHECK" },
+		{ "CHECK", "0.4.0", CNI_ERR_INVALID_CONFIG, "prevResult" },
+		{ "GC", "1.0.0", CNI_ERR_INCOMPATIBLE_VERSION, "GC" },
+		{ "GC", "1.1.0", CNI_ERR_INVALID_CONFIG, "valid-attachments" },
+		{ "STATUS", "1.0.0", CNI_ERR_INCOMPATIBLE_VERSION, "STATUS" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char conf[256];
+		struct cni_error err;
+		json_t *out = NULL;
+
+		snprintf(conf, sizeof(conf), "{\"cniVersion\":\"%s\",\"name\":\"n\",\"type\":\"twill\","
+			 "\"podCIDR\":\"10.9.9.0/24\",\"mtu\":1440,\"stateDir\":\"/nonexistent/x\"}",
+			 cases[i].version);
+		cr_assert_lt(run(cases[i].cmd, "c", "/n", "eth0", conf, &out, &err), 0);
+		cr_assert_eq(err.code, cases[i].code, "%s %s: %d %s", cases[i].cmd,
+			     cases[i].version, err.code, err.msg);
+		cr_assert(strstr(err.msg, cases[i].needle), "%s", err.msg);
+	}
+}
+
+Test(cni_plugin, status_turns_any_problem_into_code_50)
+{
+	struct cni_error err;
+	json_t *out = NULL;
+
+	cr_assert_lt(run("STATUS", NULL, NULL, NULL, "{\"cniVersion\":\"1.1.0\"", &out, &err), 0);
+	cr_assert_eq(err.code, CNI_ERR_UNAVAILABLE);
+	cr_assert_lt(run("STATUS", NULL, NULL, NULL,
+			 "{\"cniVersion\":\"1.1.0\",\"name\":\"n\",\"type\":\"twill\","
+			 "\"stateDir\":\"/nonexistent/twill-unit\"}", &out, &err), 0);
+	cr_assert_eq(err.code, CNI_ERR_UNAVAILABLE);
+	cr_assert(strstr(err.msg, "podCIDR"), "%s", err.msg);
+}
