@@ -156,7 +156,8 @@ int kube_cache_load_list(struct kube_cache *c, const char *json, size_t len, boo
 	}
 	kind = json_string_value(json_object_get(root, "kind"));
 	items = json_object_get(root, "items");
-	if ((kind && strcmp(kind, "NodeList") != 0) || !json_is_array(items)) {
+	if ((json_object_get(root, "kind") && (!kind || strcmp(kind, "NodeList") != 0)) ||
+	    !json_is_array(items)) {
 		log_err("kube: expected a NodeList with items, got kind '%s'", kind ? kind : "");
 		ret = -EINVAL;
 		goto cleanup;
