@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,13 @@
 #include "netlink.h"
 #include "netns.h"
 #include "nodestate.h"
+
+/*
+ * The kernel caps IFLA_IFALIAS at 255 bytes with libnl's terminating NUL: 254 characters.
+ * A longer alias (long container ids are valid) is cut, never refused: GC only reads
+ * its "twill <network> " prefix.
+ */
+#define HOST_VETH_ALIAS_SIZE 255
 
 /* Pod CIDR and MTU, from the config or else from the agent's node state. */
 struct node_params {
@@ -71,7 +79,14 @@ static const char *ip_str(struct in_addr a, char buf[INET_ADDRSTRLEN])
 
 static int env_fail(struct cni_error *err, const char *var, const char *value, const char *why)
 {
-	cni_error_set(err, CNI_ERR_INVALID_ENV, "%s '%.64s' %s", var, value ? value : "", why);
+	char shown[65];
+	size_t i;
+
+	/* a control character quoted back would forge lines in the log */
+	for (i = 0; value && value[i] && i < sizeof(shown) - 1; i++)
+		shown[i] = (unsigned char)value[i] < ' ' || value[i] == 0x7f ? '?' : value[i];
+	shown[i] = '\0';
+	cni_error_set(err, CNI_ERR_INVALID_ENV, "%s '%s' %s", var, shown, why);
 	return -EINVAL;
 }
 
@@ -100,10 +115,15 @@ static int check_ifname(const char *ifname, struct cni_error *err)
 		return env_fail(err, "CNI_IFNAME", ifname, "is longer than 15 characters");
 	if (!strcmp(ifname, ".") || !strcmp(ifname, ".."))
 		return env_fail(err, "CNI_IFNAME", ifname, "is not an interface name");
-	for (const char *p = ifname; *p; p++)
-		if (*p == '/' || *p == ':' || *p == ' ' || *p == '\t' || *p == '\n')
+	for (const unsigned char *p = (const unsigned char *)ifname; *p; p++) {
+		if (*p == '/' || *p == ':' || *p <= ' ' || *p == 0x7f)
 			return env_fail(err, "CNI_IFNAME", ifname,
-					"may not hold '/', ':' or white space");
+					"may not hold '/', ':', white space or control characters");
+		/* the IPAM store keeps printable ASCII only (logs and JSON stay unambiguous) */
+		if (*p > 0x7f)
+			return env_fail(err, "CNI_IFNAME", ifname,
+					"holds non-ASCII characters: twill accepts printable ASCII only");
+	}
 	return 0;
 }
 
@@ -228,7 +248,7 @@ static int wire(const struct cni_request *req, const struct cni_config *cfg,
 {
 	struct netns_saved saved = { .original_fd = -1 };
 	struct in_addr gw = gateway_addr(), any = { 0 };
-	char alias[256], path[96], s[INET_ADDRSTRLEN];
+	char alias[HOST_VETH_ALIAS_SIZE], path[96], s[INET_ADDRSTRLEN];
 	const char *step;
 	int r;
 
@@ -558,10 +578,18 @@ cleanup:
 	return r;
 }
 
-static int check_fail(struct cni_error *err, const char *fmt, const char *a, const char *b,
-		      const char *c)
+static int check_fail(struct cni_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int check_fail(struct cni_error *err, const char *fmt, ...)
 {
-	cni_error_set(err, CNI_ERR_CHECK_FAILED, fmt, a, b, c);
+	char msg[sizeof(err->msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cni_error_set(err, CNI_ERR_CHECK_FAILED, "%s", msg);
 	return -EINVAL;
 }
 
@@ -576,8 +604,8 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 
 	r = nl_link_get(req->ifname, &pod);
 	if (r < 0)
-		return check_fail(err, "interface '%s' is missing in CNI_NETNS '%s'%s", req->ifname,
-				  req->netns, "");
+		return check_fail(err, "interface '%s' is missing in CNI_NETNS '%s'", req->ifname,
+				  req->netns);
 	if (prev->interfaces[iface].has_mac &&
 	    memcmp(prev->interfaces[iface].mac, pod.mac, 6) != 0) {
 		cni_mac_format(pod.mac, m1);
@@ -586,14 +614,14 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 				  m1, m2);
 	}
 	if (mtu && pod.mtu != mtu) {
-		snprintf(buf, sizeof(buf), "%u, config says %u", pod.mtu, mtu);
-		return check_fail(err, "interface '%s' has MTU %s%s", req->ifname, buf, "");
+		return check_fail(err, "interface '%s' has MTU %u, config says %u", req->ifname,
+				  pod.mtu, mtu);
 	}
 	if (!pod.up)
-		return check_fail(err, "interface '%s' is down%s%s", req->ifname, "", "");
+		return check_fail(err, "interface '%s' is down", req->ifname);
 	if (!nl_addr_present(pod.ifindex, ip->addr, ip->prefixlen)) {
 		snprintf(buf, sizeof(buf), "%s/%u", ip_str(ip->addr, s), ip->prefixlen);
-		return check_fail(err, "interface '%s' lacks address %s%s", req->ifname, buf, "");
+		return check_fail(err, "interface '%s' lacks address %s", req->ifname, buf);
 	}
 	r = nl_route_list(pod.ifindex, &routes, &n);
 	if (r < 0) {
@@ -648,8 +676,8 @@ static int check_dataplane(const struct cni_config *cfg, struct in_addr addr,
 	}
 	r = datapath_query_attached(host->ifindex, false, prog, sizeof(prog));
 	if (r < 0 || strcmp(prog, TWILL_PROG_POD) != 0) {
-		r = check_fail(err, "host veth '%s' lacks the BPF program '%s'%s", host->name,
-			       TWILL_PROG_POD, "");
+		r = check_fail(err, "host veth '%s' lacks the BPF program '%s'", host->name,
+			       TWILL_PROG_POD);
 		goto cleanup;
 	}
 	r = 0;
@@ -688,8 +716,7 @@ static int cmd_check(const struct cni_request *req, const struct cni_config *cfg
 		if (prev.ips[i].interface == iface)
 			ip = &prev.ips[i];
 	if (!ip) {
-		r = check_fail(err, "prevResult has no address for CNI_IFNAME '%s'%s%s", req->ifname,
-			       "", "");
+		r = check_fail(err, "prevResult has no address for CNI_IFNAME '%s'", req->ifname);
 		goto cleanup;
 	}
 	r = resolve_node(cfg, &np, err);
@@ -712,8 +739,8 @@ static int cmd_check(const struct cni_request *req, const struct cni_config *cfg
 
 	cni_host_veth_name(req->container_id, req->ifname, host_name);
 	if (nl_link_get(host_name, &host) < 0 || !host.up) {
-		r = check_fail(err, "host veth '%s' of container '%s' is missing or down%s",
-			       host_name, req->container_id, "");
+		r = check_fail(err, "host veth '%s' of container '%s' is missing or down",
+			       host_name, req->container_id);
 		goto cleanup;
 	}
 
