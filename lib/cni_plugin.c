@@ -21,6 +21,13 @@
 #include "netns.h"
 #include "nodestate.h"
 
+/*
+ * The kernel caps IFLA_IFALIAS at 255 bytes with libnl's terminating NUL: 254 characters.
+ * A longer alias (long container ids are valid) is cut, never refused: GC only reads
+ * its "twill <network> " prefix.
+ */
+#define HOST_VETH_ALIAS_SIZE 255
+
 /* Pod CIDR and MTU, from the config or else from the agent's node state. */
 struct node_params {
 	char pod_cidr[INET_ADDRSTRLEN + 4];
@@ -72,7 +79,14 @@ static const char *ip_str(struct in_addr a, char buf[INET_ADDRSTRLEN])
 
 static int env_fail(struct cni_error *err, const char *var, const char *value, const char *why)
 {
-	cni_error_set(err, CNI_ERR_INVALID_ENV, "%s '%.64s' %s", var, value ? value : "", why);
+	char shown[65];
+	size_t i;
+
+	/* a control character quoted back would forge lines in the log */
+	for (i = 0; value && value[i] && i < sizeof(shown) - 1; i++)
+		shown[i] = (unsigned char)value[i] < ' ' || value[i] == 0x7f ? '?' : value[i];
+	shown[i] = '\0';
+	cni_error_set(err, CNI_ERR_INVALID_ENV, "%s '%s' %s", var, shown, why);
 	return -EINVAL;
 }
 
@@ -101,10 +115,15 @@ static int check_ifname(const char *ifname, struct cni_error *err)
 		return env_fail(err, "CNI_IFNAME", ifname, "is longer than 15 characters");
 	if (!strcmp(ifname, ".") || !strcmp(ifname, ".."))
 		return env_fail(err, "CNI_IFNAME", ifname, "is not an interface name");
-	for (const char *p = ifname; *p; p++)
-		if (*p == '/' || *p == ':' || *p == ' ' || *p == '\t' || *p == '\n')
+	for (const unsigned char *p = (const unsigned char *)ifname; *p; p++) {
+		if (*p == '/' || *p == ':' || *p <= ' ' || *p == 0x7f)
 			return env_fail(err, "CNI_IFNAME", ifname,
-					"may not hold '/', ':' or white space");
+					"may not hold '/', ':', white space or control characters");
+		/* the IPAM store keeps printable ASCII only (logs and JSON stay unambiguous) */
+		if (*p > 0x7f)
+			return env_fail(err, "CNI_IFNAME", ifname,
+					"holds non-ASCII characters: twill accepts printable ASCII only");
+	}
 	return 0;
 }
 
@@ -229,7 +248,7 @@ static int wire(const struct cni_request *req, const struct cni_config *cfg,
 {
 	struct netns_saved saved = { .original_fd = -1 };
 	struct in_addr gw = gateway_addr(), any = { 0 };
-	char alias[256], path[96], s[INET_ADDRSTRLEN];
+	char alias[HOST_VETH_ALIAS_SIZE], path[96], s[INET_ADDRSTRLEN];
 	const char *step;
 	int r;
 

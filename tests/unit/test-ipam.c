@@ -342,9 +342,8 @@ static bool keep_none(const struct ipam_allocation *a, void *arg)
 
 Test(ipam, corrupt_store_is_reported_and_left_byte_for_byte)
 {
-	char dir[256], tmp[300];
+	char tmp[300];
 
-	snprintf(dir, sizeof(dir), "%s/ipam/%s", state_dir, NET);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", store_path);
 	for (size_t i = 0; i < sizeof(corrupt_cases) / sizeof(corrupt_cases[0]); i++) {
 		const struct corrupt_case *c = &corrupt_cases[i];
@@ -378,7 +377,6 @@ Test(ipam, corrupt_store_is_reported_and_left_byte_for_byte)
 		unlink(log_path);
 		cr_assert_eq(log_open_file(log_path), 0);
 	}
-	(void)dir;
 }
 
 Test(ipam, store_of_another_cidr_is_refused)

@@ -193,6 +193,7 @@ Test(kube, in_cluster)
 	cr_assert_null(cfg);
 }
 
+/* beat changes what kubelet, the scheduler and other controllers change all day */
 static const char *node_json(const char *name, const char *rv, const char *cidr,
 			     const char *beat)
 {
@@ -200,10 +201,12 @@ static const char *node_json(const char *name, const char *rv, const char *cidr,
 
 	snprintf(buf, sizeof(buf),
 		 "{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"%s\","
-		 "\"resourceVersion\":\"%s\",\"annotations\":{\"twill.dev/public-key\":\"K\"}},"
-		 "\"spec\":{\"podCIDR\":\"%s\"},\"status\":{\"addresses\":[{\"type\":"
-		 "\"InternalIP\",\"address\":\"10.0.0.1\"}],\"conditions\":[{\"type\":\"Ready\","
-		 "\"lastHeartbeatTime\":\"%s\"}]}}", name, rv, cidr, beat);
+		 "\"resourceVersion\":\"%s\",\"labels\":{\"zone\":\"%s\"},\"annotations\":"
+		 "{\"twill.dev/public-key\":\"K\",\"other.io/seen\":\"%s\"}},"
+		 "\"spec\":{\"podCIDR\":\"%s\",\"unschedulable\":%s},\"status\":"
+		 "{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"10.0.0.1\"}],"
+		 "\"conditions\":[{\"type\":\"Ready\",\"lastHeartbeatTime\":\"%s\"}]}}",
+		 name, rv, beat, beat, cidr, strcmp(beat, "t0") ? "true" : "false", beat);
 	return buf;
 }
 
@@ -247,7 +250,7 @@ Test(kube, cache_events)
 
 	cr_assert_eq(apply(c, "ADDED", node_json("n1", "11", "10.244.1.0/24", "t0")),
 		     KUBE_EVENT_CHANGED);
-	/* a heartbeat alone changes nothing Twill reads */
+	/* heartbeat, labels, cordon, foreign annotations: nothing Twill reads */
 	cr_assert_eq(apply(c, "MODIFIED", node_json("n1", "12", "10.244.1.0/24", "t1")),
 		     KUBE_EVENT_NONE);
 	cr_assert_str_eq(kube_cache_resource_version(c), "12");
@@ -267,8 +270,21 @@ Test(kube, cache_events)
 				       "conditions"));
 	cr_assert_null(json_object_get(json_object_get(json_array_get(items, 0), "metadata"),
 				       "resourceVersion"));
+	cr_assert_null(json_object_get(json_object_get(json_array_get(items, 0), "metadata"),
+				       "labels"));
+	cr_assert_eq(json_object_size(json_object_get(json_object_get(
+		json_array_get(items, 0), "metadata"), "annotations")), 1,
+		"only twill.dev/ annotations are kept");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(
+		json_array_get(items, 0), "spec"), "podCIDR")), "10.244.1.0/24");
 	json_decref(doc);
 
+	/* the pod CIDR is read: a change wakes the agent */
+	cr_assert_eq(apply(c, "MODIFIED", node_json("n1", "13", "10.244.9.0/24", "t1")),
+		     KUBE_EVENT_CHANGED);
+	cr_assert_str_eq(kube_cache_resource_version(c), "13");
+	cr_assert_eq(apply(c, "BOOKMARK", "{\"kind\":\"Node\",\"metadata\":"
+			   "{\"resourceVersion\":\"20\"}}"), KUBE_EVENT_BOOKMARK);
 	cr_assert_eq(apply(c, "DELETED", node_json("n2", "21", "10.244.2.0/24", "t")),
 		     KUBE_EVENT_CHANGED);
 	cr_assert_eq(apply(c, "DELETED", node_json("n9", "22", "10.244.9.0/24", "t")),
