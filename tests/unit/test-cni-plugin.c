@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The verbs' input checks and the host veth naming: what runs before any netlink call. */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cni_plugin.h"
 #include "ipam.h"
+#include "nodestate.h"
 #include "log.h"
 
 static int run(const char *cmd, const char *id, const char *netns, const char *ifname,
@@ -187,6 +190,37 @@ Test(cni_plugin, full_cidr_gives_code_100_on_add_and_50_on_status)
 	/* one DEL later, STATUS is fine again */
 	cr_assert_eq(run("DEL", "pod7", NULL, "eth0", conf, &out, &err), 0, "%s", err.msg);
 	cr_assert_eq(run("STATUS", NULL, NULL, NULL, conf, &out, &err), 0, "%s", err.msg);
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(cni_plugin, pod_cidr_and_mtu_come_from_the_node_state_when_absent)
+{
+	char dir[] = "/tmp/twill-unit-cni-XXXXXX", conf[512], cmd[600];
+	struct nodestate ns = { .pod_prefixlen = 24, .mtu = 1400 };
+	struct ipam *store = NULL;
+	struct in_addr a;
+	struct cni_error err;
+	json_t *out = NULL;
+
+	log_set_stderr(0);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(conf, sizeof(conf), "{\"cniVersion\":\"1.1.0\",\"name\":\"fromnode\",\"type\":\"twill\","
+		 "\"stateDir\":\"%s\",\"bpfPinDir\":\"%s/no-bpf\"}", dir, dir);
+	/* no node state yet: the message names the missing field */
+	cr_assert_lt(run("STATUS", NULL, NULL, NULL, conf, &out, &err), 0);
+	cr_assert(strstr(err.msg, "podCIDR") && strstr(err.msg, dir), "%s", err.msg);
+
+	inet_pton(AF_INET, "10.9.8.0", &ns.pod_net);
+	snprintf(ns.node_name, sizeof(ns.node_name), "n1");
+	cr_assert_eq(nodestate_write(dir, &ns), 0);
+	cr_assert_eq(run("STATUS", NULL, NULL, NULL, conf, &out, &err), 0, "%s", err.msg);
+	/* the store was opened for the node's /24 */
+	cr_assert_eq(ipam_open(dir, "fromnode", "10.9.8.0/24", &store), 0);
+	cr_assert_eq(ipam_allocate(store, "c1", "eth0", &a), 0);
+	cr_assert_eq(ntohl(a.s_addr) >> 8, (10u << 16) | (9u << 8) | 8u);
+	ipam_close(store);
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
