@@ -156,9 +156,28 @@ Test(cni_plugin, status_turns_any_problem_into_code_50)
 	cr_assert(strstr(err.msg, "podCIDR"), "%s", err.msg);
 }
 
-Test(cni_plugin, full_cidr_gives_code_100_on_add_and_50_on_status)
+/* A state folder per test, removed by .fini even when an assertion fails. */
+static char dir[64];
+
+static void dir_make(void)
 {
-	char dir[] = "/tmp/twill-unit-cni-XXXXXX", conf[512], id[32], cmd[600];
+	snprintf(dir, sizeof(dir), "/tmp/twill-unit-cni-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void dir_remove(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (dir[0] && system(cmd) != 0)
+		cr_log_warn("cannot remove %s", dir);
+}
+
+Test(cni_plugin, full_cidr_gives_code_100_on_add_and_50_on_status, .init = dir_make,
+     .fini = dir_remove)
+{
+	char conf[512], id[32];
 	struct ipam *store = NULL;
 	struct in_addr a;
 	struct cni_error err;
@@ -166,7 +185,6 @@ Test(cni_plugin, full_cidr_gives_code_100_on_add_and_50_on_status)
 	int r;
 
 	log_set_stderr(0);
-	cr_assert_not_null(mkdtemp(dir));
 	cr_assert_eq(ipam_open(dir, "full", "10.9.9.0/24", &store), 0);
 	for (int i = 0; i < 253; i++) {
 		snprintf(id, sizeof(id), "pod%d", i);
@@ -190,14 +208,12 @@ Test(cni_plugin, full_cidr_gives_code_100_on_add_and_50_on_status)
 	/* one DEL later, STATUS is fine again */
 	cr_assert_eq(run("DEL", "pod7", NULL, "eth0", conf, &out, &err), 0, "%s", err.msg);
 	cr_assert_eq(run("STATUS", NULL, NULL, NULL, conf, &out, &err), 0, "%s", err.msg);
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
 }
 
-Test(cni_plugin, pod_cidr_and_mtu_come_from_the_node_state_when_absent)
+Test(cni_plugin, pod_cidr_and_mtu_come_from_the_node_state_when_absent, .init = dir_make,
+     .fini = dir_remove)
 {
-	char dir[] = "/tmp/twill-unit-cni-XXXXXX", conf[512], cmd[600];
+	char conf[512];
 	struct nodestate ns = { .pod_prefixlen = 24, .mtu = 1400 };
 	struct ipam *store = NULL;
 	struct in_addr a;
@@ -205,7 +221,6 @@ Test(cni_plugin, pod_cidr_and_mtu_come_from_the_node_state_when_absent)
 	json_t *out = NULL;
 
 	log_set_stderr(0);
-	cr_assert_not_null(mkdtemp(dir));
 	snprintf(conf, sizeof(conf), "{\"cniVersion\":\"1.1.0\",\"name\":\"fromnode\",\"type\":\"twill\","
 		 "\"stateDir\":\"%s\",\"bpfPinDir\":\"%s/no-bpf\"}", dir, dir);
 	/* no node state yet: the message names the missing field */
@@ -221,7 +236,4 @@ Test(cni_plugin, pod_cidr_and_mtu_come_from_the_node_state_when_absent)
 	cr_assert_eq(ipam_allocate(store, "c1", "eth0", &a), 0);
 	cr_assert_eq(ntohl(a.s_addr) >> 8, (10u << 16) | (9u << 8) | 8u);
 	ipam_close(store);
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
 }
