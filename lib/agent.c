@@ -6,6 +6,7 @@
  * leaves the dataplane in place: pods keep talking through an agent restart.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -24,8 +25,10 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "cni_plugin.h"
 #include "conflist.h"
 #include "datapath.h"
+#include "ipam.h"
 #include "kube.h"
 #include "log.h"
 #include "metrics.h"
@@ -51,6 +54,7 @@ struct agent {
 	struct rc_peer *prev;          /* what the last successful reconcile asked for */
 	size_t n_prev;
 	bool have_prev;
+	bool boot_checked;             /* allocations older than this boot were released */
 	unsigned int mtu;
 	uint64_t reconciles, errors, recoveries;
 	char last_recovery[256];
@@ -477,6 +481,67 @@ static void write_node_state(struct agent *a, const struct topo_node *self)
 	nodestate_write(a->cfg.state_dir, &ns);
 }
 
+static bool allocated_this_boot_or_wired(const struct ipam_allocation *al, void *arg)
+{
+	const time_t *booted = arg;
+	struct nl_link_info link;
+	char veth[IF_NAMESIZE];
+
+	if (al->allocated_at >= *booted)
+		return true;
+	/* a wall clock stepped forward after boot makes live pods look older: the veth says */
+	cni_host_veth_name(al->container_id, al->ifname, veth);
+	return nl_link_get(veth, &link) == 0;
+}
+
+/*
+ * After a reboot no pod of the previous boot exists, but the state folder keeps their
+ * addresses, and a runtime that never sends CNI GC would leak them for good. Once per
+ * agent process: release what was allocated before this boot and has no host veth.
+ * Race-free with the plugin: every ADD of this boot is newer than the boot.
+ */
+static void release_before_boot(struct agent *a, const char *pod_cidr)
+{
+	struct timespec real, since_boot;
+	struct ipam_allocation *gone = NULL;
+	struct ipam *store = NULL;
+	struct dirent *e;
+	char dir[PATH_MAX], addr[INET_ADDRSTRLEN];
+	time_t booted;
+	size_t n = 0;
+	DIR *d;
+
+	a->boot_checked = true;
+	if (clock_gettime(CLOCK_REALTIME, &real) < 0 ||
+	    clock_gettime(CLOCK_BOOTTIME, &since_boot) < 0)
+		return;
+	booted = real.tv_sec - since_boot.tv_sec;
+	if (snprintf(dir, sizeof(dir), "%s/ipam", a->cfg.state_dir) >= (int)sizeof(dir))
+		return;
+	d = opendir(dir);
+	if (!d)
+		return;   /* no pod yet on this node */
+	while ((e = readdir(d))) {
+		if (!ipam_network_name_valid(e->d_name))
+			continue;
+		if (ipam_open(a->cfg.state_dir, e->d_name, pod_cidr, &store) < 0)
+			continue;   /* another pod CIDR or a corrupt store: ipam logged it */
+		if (ipam_gc(store, allocated_this_boot_or_wired, &booted, &gone, &n) == 0) {
+			for (size_t i = 0; i < n; i++)
+				log_info("agent: released %s of container '%s' %s in network '%s': "
+					 "allocated before this boot, its pod is gone",
+					 inet_ntop(AF_INET, &gone[i].addr, addr, sizeof(addr)),
+					 gone[i].container_id, gone[i].ifname, e->d_name);
+		}
+		free(gone);
+		gone = NULL;
+		n = 0;
+		ipam_close(store);
+		store = NULL;
+	}
+	closedir(d);
+}
+
 static int converge(struct agent *a, struct topology *topo, struct agent_stats *st)
 {
 	const struct topo_node *self = topology_find_any(topo, a->cfg.node_name);
@@ -630,6 +695,8 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 			  strerror(-ret));
 		goto cleanup;
 	}
+	if (!a->boot_checked)
+		release_before_boot(a, cidr);
 	/* A BPF failure leaves kernel routes working: reported in node state, not fatal. */
 	ret = 0;
 cleanup:

@@ -156,7 +156,8 @@ int kube_cache_load_list(struct kube_cache *c, const char *json, size_t len, boo
 	}
 	kind = json_string_value(json_object_get(root, "kind"));
 	items = json_object_get(root, "items");
-	if ((kind && strcmp(kind, "NodeList") != 0) || !json_is_array(items)) {
+	if ((json_object_get(root, "kind") && (!kind || strcmp(kind, "NodeList") != 0)) ||
+	    !json_is_array(items)) {
 		log_err("kube: expected a NodeList with items, got kind '%s'", kind ? kind : "");
 		ret = -EINVAL;
 		goto cleanup;
@@ -1063,14 +1064,20 @@ static size_t stream_header(char *p, size_t size, size_t n, void *arg)
 static int watch_stream(struct kube_watch *w)
 {
 	struct kube_req r;
-	char *path = NULL;
+	char *path = NULL, *rv;
 	uint64_t started = now_ms();
 	CURLcode rc;
 	int ret;
 
-	if (asprintf(&path, "/api/v1/nodes?watch=1&resourceVersion=%s"
-		     "&allowWatchBookmarks=true&timeoutSeconds=%u", w->cache->rv,
-		     w->opts.watch_timeout_s) < 0)
+	/* opaque to clients: whatever the server sent goes back escaped */
+	rv = curl_easy_escape(NULL, w->cache->rv, 0);
+	if (!rv)
+		return WATCH_FAILED;
+	ret = asprintf(&path, "/api/v1/nodes?watch=1&resourceVersion=%s"
+		       "&allowWatchBookmarks=true&timeoutSeconds=%u", rv,
+		       w->opts.watch_timeout_s);
+	curl_free(rv);
+	if (ret < 0)
 		return WATCH_FAILED;
 	ret = kube_req_init(&r, w->cfg, path, w->opts.connect_timeout_s);
 	free(path);

@@ -60,6 +60,13 @@ echo "$GOOD_TOPO" > "$WK/topology.json"
 pass=0 failed=0 n=0
 declare -A seen
 HASH0=$(fl_tree_hash "$ST")
+# the hash sees a one-byte change and a mode change, or the table proves nothing
+echo " " >> "$ST/node.json"
+[ "$(fl_tree_hash "$ST")" != "$HASH0" ] || fl_fail "the tree hash misses a content change"
+cp "$WK/pristine/node.json" "$ST/node.json"; chmod 0640 "$ST/node.json"
+[ "$(fl_tree_hash "$ST")" != "$HASH0" ] || fl_fail "the tree hash misses a mode change"
+rm -rf "$ST" && cp -a "$WK/pristine" "$ST"
+[ "$(fl_tree_hash "$ST")" = "$HASH0" ] || fl_fail "the tree hash is not stable"
 
 text_of() {   # text_of GOOD SPEC
   case $2 in

@@ -50,7 +50,7 @@ run_op() {
 }
 
 # One worker: a runtime that creates and deletes pods in its slots. Log lines:
-#   OP verb id ifname slot rc     every plugin execution
+#   OP verb id ifname slot kill rc   every plugin execution (kill: a SIGKILL timer was armed)
 #   LIVE id ifname slot addr      at the end, what the runtime believes is running
 worker() {
   local w=$1 log=$FL_STATE/run/w$1.log op s k rc id ifn addr
@@ -63,25 +63,25 @@ worker() {
     if [ -z "${live_id[$s]:-}" ]; then
       id="k$w-$op-$$" ifn="e$op"
       rc=$(run_op ADD "$id" "$ifn" "$w-$s" $k)
-      echo "OP ADD $id $ifn $w-$s $rc" >> "$log"
+      echo "OP ADD $id $ifn $w-$s $k $rc" >> "$log"
       if [ "$rc" -eq 0 ]; then
         addr=$(jq -er '.ips[0].address' "$out_file") || { echo "BAD ADD output: $(cat "$out_file")" >> "$log"; continue; }
         live_id[$s]=$id live_ifn[$s]=$ifn live_addr[$s]=${addr%/32}
       elif [ "$rc" -eq 137 ] && [ $((RANDOM % 2)) -eq 0 ]; then
         # the runtime saw the ADD fail: it tears the pod down
         rc=$(run_op DEL "$id" "$ifn" "$w-$s" no)
-        echo "OP DEL $id $ifn $w-$s $rc" >> "$log"
+        echo "OP DEL $id $ifn $w-$s no $rc" >> "$log"
       elif [ "$rc" -ne 137 ]; then
         echo "ERROR ADD $id $ifn rc=$rc $(cat "$out_file")" >> "$log"
       fi
     else
       id=${live_id[$s]} ifn=${live_ifn[$s]}
       rc=$(run_op DEL "$id" "$ifn" "$w-$s" $k)
-      echo "OP DEL $id $ifn $w-$s $rc" >> "$log"
+      echo "OP DEL $id $ifn $w-$s $k $rc" >> "$log"
       live_id[$s]=""
       if [ "$rc" -eq 137 ] && [ $((RANDOM % 2)) -eq 0 ]; then
         rc=$(run_op DEL "$id" "$ifn" "$w-$s" no)
-        echo "OP DEL $id $ifn $w-$s $rc" >> "$log"
+        echo "OP DEL $id $ifn $w-$s no $rc" >> "$log"
       elif [ "$rc" -ne 0 ] && [ "$rc" -ne 137 ]; then
         echo "ERROR DEL $id $ifn rc=$rc $(cat "$out_file")" >> "$log"
       fi
@@ -135,13 +135,14 @@ cat "$FL_STATE"/run/w*.log > "$FL_STATE/run/all.log"
 ops=$(grep -c '^OP ' "$FL_STATE/run/all.log" || true)
 adds=$(grep -c '^OP ADD ' "$FL_STATE/run/all.log" || true)
 dels=$(grep -c '^OP DEL ' "$FL_STATE/run/all.log" || true)
+armed=$(grep -c '^OP .* yes [0-9]*$' "$FL_STATE/run/all.log" || true)
 kills=$(grep -c '^OP .* 137$' "$FL_STATE/run/all.log" || true)
 kadds=$(grep -c '^OP ADD .* 137$' "$FL_STATE/run/all.log" || true)
 kdels=$(grep -c '^OP DEL .* 137$' "$FL_STATE/run/all.log" || true)
 grep '^LIVE ' "$FL_STATE/run/all.log" | awk '{print $2, $3, $4, $5}' | sort > "$FL_STATE/run/live"
 live=$(wc -l < "$FL_STATE/run/live")
 read -r _ samples sampled < <(grep '^SAMPLES' "$FL_STATE/run/sampler.log")
-echo "ran $ops plugin executions ($adds ADD, $dels DEL) in ${run_s}s; SIGKILL landed in $kills ($kadds ADD, $kdels DEL); $live pods alive"
+echo "ran $ops plugin executions ($adds ADD, $dels DEL) in ${run_s}s; $armed SIGKILL timers armed, $kills landed before the plugin finished ($kadds ADD, $kdels DEL); $live pods alive"
 echo "sampler: $samples snapshots, $sampled pod addresses checked for duplicates during the run"
 
 if grep -q '^ERROR\|^BAD' "$FL_STATE/run/all.log"; then

@@ -72,9 +72,8 @@ for line in sys.stdin:
 '
 }
 
-# The whole state folder as one digest line per file (path, mode, sha256).
+# The whole state folder: every entry's path, mode and type, and every file's sha256.
 fl_tree_hash() {
-  (cd "$1" && find . -mindepth 1 -printf '%p %m %y\n' | sort | while read -r p m y; do
-     if [ "$y" = f ]; then echo "$p $m $(sha256sum < "$p" | cut -c1-64)"; else echo "$p $m $y"; fi
-   done)
+  (cd "$1" && find . -mindepth 1 -printf '%p %m %y\n' | LC_ALL=C sort &&
+   find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum)
 }

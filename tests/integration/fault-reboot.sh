@@ -78,4 +78,41 @@ for i in $(seq 1 "$N"); do
   echo "$conf" | fl_run DEL "boot2-$i-$$" "$(fl_pod "b$i")" eth0 >/dev/null || fl_fail "DEL failed"
 done
 [ "$(twill_allocs)" -eq 0 ] || fl_fail "DEL left $(twill_allocs) allocations"
+
+# --- a runtime that never sends GC: the agent's boot-time check --------------------------
+TWILLD=$TWILL_BUILD_DIR/tools/twilld
+if [ ! -x "$TWILLD" ] || ! command -v wireguard-go >/dev/null || [ ! -e /dev/net/tun ]; then
+  echo "boot-time check: twilld or wireguard-go missing, not shown"
+  echo "PASS"; exit 0
+fi
+WG=flb$$-wg
+agent_args=(--node n1 --state-dir "$FL_STATE" --cni-conf-dir "$FL_STATE/net.d" --bpf-pin-dir "/sys/fs/bpf/fl-boot-$$"
+  --wg-device "$WG" --wg-backend userspace --no-bpf --cluster-cidr 10.0.0.0/8 --log-file "$FL_STATE/twilld.log")
+FL_EXTRA_CLEANUP='nsenter --net="/var/run/netns/$FL_HOST" "$TWILLD" cleanup "${agent_args[@]}" >/dev/null 2>&1'
+fl_log "boot 3: $N pods and one that survives; then a reboot that only the agent sees"
+for i in $(seq 1 "$N") keep; do
+  ip netns add "$(fl_pod "c$i")"
+  echo "$conf" | fl_run ADD "boot3-$i-$$" "$(fl_pod "c$i")" eth0 >/dev/null || fl_fail "ADD $i (boot 3) failed"
+done
+for i in $(seq 1 "$N"); do ip netns del "$(fl_pod "c$i")"; done
+# This machine cannot reboot for a test: the store's allocation times are moved before
+# this boot instead, exactly what a real reboot makes of them. The survivor is moved too:
+# its host veth must keep it (a wall clock stepped forward after boot looks the same).
+booted=$(( $(date +%s) - $(cut -d. -f1 /proc/uptime) ))
+jq --arg t "$(date -u -d "@$((booted - 3600))" +%Y-%m-%dT%H:%M:%SZ)" '.allocations[].allocated_at = $t' \
+  "$FL_STATE/ipam/$FL_NET/store.json" > "$FL_STATE/store.tmp"
+cat "$FL_STATE/store.tmp" > "$FL_STATE/ipam/$FL_NET/store.json"
+echo "twill: $(twill_allocs) addresses held, all allocated before this boot; no GC will come"
+pub=$("$TWILLD" --show-public-key --state-dir "$FL_STATE" 2>/dev/null) || fl_fail "twilld cannot make its key"
+jq -n --arg k "$pub" --arg cidr "$FL_CIDR_PREFIX.0/24" '{kind: "NodeList", items: [{metadata: {name: "n1",
+  annotations: {"twill.dev/public-key": $k}}, spec: {podCIDR: $cidr},
+  status: {addresses: [{type: "ExternalIP", address: "198.18.0.1"}]}}]}' > "$FL_STATE/topology.json"
+nsenter --net="/var/run/netns/$FL_HOST" "$TWILLD" --once --topology "$FL_STATE/topology.json" "${agent_args[@]}" \
+  > "$FL_STATE/twilld.out" 2>&1 || { cat "$FL_STATE/twilld.out"; fl_fail "twilld --once failed"; }
+grep 'allocated before this boot' "$FL_STATE/twilld.log" | head -n 2 | sed 's/^.*info: /twilld: /'
+left=$(jq -r '.allocations[].container_id' "$FL_STATE/ipam/$FL_NET/store.json")
+echo "twill: after the agent's start $(twill_allocs) address held: ${left:-none}"
+[ "$left" = "boot3-keep-$$" ] || fl_fail "the boot-time check kept '$left', expected only the survivor boot3-keep-$$"
+echo "$conf" | fl_run DEL "boot3-keep-$$" "$(fl_pod ckeep)" eth0 >/dev/null || fl_fail "DEL of the survivor failed"
+[ "$(twill_allocs)" -eq 0 ] || fl_fail "$(twill_allocs) allocations leaked"
 echo "PASS"
