@@ -68,6 +68,8 @@ struct agent {
 	struct kube_watch *watch;
 	char *kube_doc;                /* newest NodeList from the API server */
 	size_t kube_doc_len;
+	bool kube_doc_fresh;           /* not parsed yet */
+	struct stat topo_st;           /* the topology file when a->topo was parsed */
 	int attached[64];              /* ifindex, negative for egress: attached by this process */
 	size_t n_attached;
 	bool signals_blocked;
@@ -740,6 +742,7 @@ static bool take_kube_doc(struct agent *a)
 	free(a->kube_doc);
 	a->kube_doc = doc;
 	a->kube_doc_len = len;
+	a->kube_doc_fresh = true;
 	return true;
 }
 
@@ -768,26 +771,57 @@ int agent_wait_topology(struct agent *a, int timeout_ms)
 	return 0;
 }
 
-static int load_topology(struct agent *a, struct topology **out)
+static bool same_file(const struct stat *x, const struct stat *y)
 {
-	if (!a->kube)
+	return x->st_dev == y->st_dev && x->st_ino == y->st_ino && x->st_size == y->st_size &&
+	       x->st_mtim.tv_sec == y->st_mtim.tv_sec && x->st_mtim.tv_nsec == y->st_mtim.tv_nsec &&
+	       x->st_ctim.tv_sec == y->st_ctim.tv_sec && x->st_ctim.tv_nsec == y->st_ctim.tv_nsec;
+}
+
+/* A periodic resync repairs drift on the node; it need not re-read an unchanged source. */
+static bool source_unchanged(const struct agent *a)
+{
+	struct stat st;
+
+	if (!a->topo)
+		return false;
+	if (a->kube)
+		return !a->kube_doc_fresh;
+	return stat(a->cfg.topology_path, &st) == 0 && same_file(&st, &a->topo_st);
+}
+
+static int load_topology(struct agent *a, struct topology **out, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (!a->kube) {
+		/* stat first: a change racing the read shows as a difference next time */
+		if (stat(a->cfg.topology_path, st) < 0)
+			memset(st, 0, sizeof(*st));
 		return topology_load_file(a->cfg.topology_path, out);
+	}
 	if (!a->kube_doc) {
 		log_info("agent: waiting for the first node list from the API server");
 		return -EAGAIN;
 	}
+	a->kube_doc_fresh = false;
 	return topology_parse(a->kube_doc, a->kube_doc_len, out);
 }
 
-int agent_reconcile(struct agent *a, struct agent_stats *stats)
+static int reconcile(struct agent *a, struct agent_stats *stats, bool reuse)
 {
 	struct agent_stats st = { 0 };
 	struct topology *topo = NULL;
+	struct stat topo_st;
 	double t0 = now_ms(), t1;
-	int ret;
+	int ret = 0;
 
 	a->last_error[0] = '\0';
-	ret = load_topology(a, &topo);
+	if (reuse && source_unchanged(a)) {
+		topo = a->topo;
+		topo_st = a->topo_st;
+	} else {
+		ret = load_topology(a, &topo, &topo_st);
+	}
 	st.parse_ms = now_ms() - t0;
 	if (ret == -EAGAIN)
 		return ret;
@@ -815,15 +849,16 @@ int agent_reconcile(struct agent *a, struct agent_stats *stats)
 		write_node_state(a, topology_find_any(topo, a->cfg.node_name) ?
 				    topology_find_any(topo, a->cfg.node_name) :
 				    a->topo ? topology_find_any(a->topo, a->cfg.node_name) : NULL);
-		if (ret == -ENOENT) {
+		if (ret == -ENOENT && topo != a->topo) {
 			/* this node missing: the last good topology stays in force */
 			topology_free(topo);
 			topo = NULL;
 		}
 	}
-	if (topo) {
+	if (topo && topo != a->topo) {
 		topology_free(a->topo);
 		a->topo = topo;
+		a->topo_st = topo_st;
 	}
 out:
 	st.total_ms = now_ms() - t0;
@@ -845,6 +880,11 @@ out:
 	if (stats)
 		*stats = st;
 	return ret;
+}
+
+int agent_reconcile(struct agent *a, struct agent_stats *stats)
+{
+	return reconcile(a, stats, false);
 }
 
 static void label_escape(const char *in, char *out, size_t len)
@@ -1070,7 +1110,7 @@ int agent_run(struct agent *a)
 			{ .fd = a->watch ? kube_watch_fd(a->watch) : -1, .events = POLLIN },
 			{ .fd = thealth, .events = POLLIN },
 		};
-		bool reconcile = false;
+		bool again = false, resync = false;
 		uint64_t ticks;
 
 		if (poll(pfd, 7, -1) < 0) {
@@ -1085,7 +1125,7 @@ int agent_run(struct agent *a)
 			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGHUP) {
 					log_info("agent: SIGHUP: reconciling");
-					reconcile = true;
+					again = true;
 				} else {
 					running = false;
 				}
@@ -1109,33 +1149,33 @@ int agent_run(struct agent *a)
 		}
 		if ((pfd[2].revents & POLLIN) && read(tresync, &ticks, sizeof(ticks)) > 0) {
 			log_debug("agent: periodic resync");
-			reconcile = true;
+			resync = true;
 		}
 		if ((pfd[3].revents & POLLIN) && read(tdebounce, &ticks, sizeof(ticks)) > 0) {
 			log_info("agent: topology '%s' changed: reconciling", source_name(a));
-			reconcile = true;
+			again = true;
 		}
 		if (pfd[4].revents & POLLIN)
 			metrics_serve(a->metrics, render_metrics, a);
 		if ((pfd[5].revents & POLLIN) && take_kube_doc(a)) {
 			log_debug("agent: new node list from the API server");
-			reconcile = true;
+			again = true;
 		}
 		if ((pfd[6].revents & POLLIN) && read(thealth, &ticks, sizeof(ticks)) > 0 &&
-		    !reconcile && device_lost(a)) {
+		    !again && device_lost(a)) {
 			double t0 = now_ms();
 
-			if (agent_reconcile(a, NULL) == 0)
+			if (reconcile(a, NULL, true) == 0)
 				device_recovered(a, now_ms() - t0);
 		}
 		if (pending_hup) {
 			pending_hup = 0;
-			reconcile = true;
+			again = true;
 		}
 		if (pending_term)
 			running = false;
-		if (running && reconcile)
-			agent_reconcile(a, NULL);
+		if (running && (again || resync))
+			reconcile(a, NULL, !again);
 	}
 	log_info("agent: exiting; the WireGuard device, routes and BPF programs stay in place");
 cleanup:

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -577,10 +578,18 @@ cleanup:
 	return r;
 }
 
-static int check_fail(struct cni_error *err, const char *fmt, const char *a, const char *b,
-		      const char *c)
+static int check_fail(struct cni_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int check_fail(struct cni_error *err, const char *fmt, ...)
 {
-	cni_error_set(err, CNI_ERR_CHECK_FAILED, fmt, a, b, c);
+	char msg[sizeof(err->msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cni_error_set(err, CNI_ERR_CHECK_FAILED, "%s", msg);
 	return -EINVAL;
 }
 
@@ -595,8 +604,8 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 
 	r = nl_link_get(req->ifname, &pod);
 	if (r < 0)
-		return check_fail(err, "interface '%s' is missing in CNI_NETNS '%s'%s", req->ifname,
-				  req->netns, "");
+		return check_fail(err, "interface '%s' is missing in CNI_NETNS '%s'", req->ifname,
+				  req->netns);
 	if (prev->interfaces[iface].has_mac &&
 	    memcmp(prev->interfaces[iface].mac, pod.mac, 6) != 0) {
 		cni_mac_format(pod.mac, m1);
@@ -605,14 +614,14 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 				  m1, m2);
 	}
 	if (mtu && pod.mtu != mtu) {
-		snprintf(buf, sizeof(buf), "%u, config says %u", pod.mtu, mtu);
-		return check_fail(err, "interface '%s' has MTU %s%s", req->ifname, buf, "");
+		return check_fail(err, "interface '%s' has MTU %u, config says %u", req->ifname,
+				  pod.mtu, mtu);
 	}
 	if (!pod.up)
-		return check_fail(err, "interface '%s' is down%s%s", req->ifname, "", "");
+		return check_fail(err, "interface '%s' is down", req->ifname);
 	if (!nl_addr_present(pod.ifindex, ip->addr, ip->prefixlen)) {
 		snprintf(buf, sizeof(buf), "%s/%u", ip_str(ip->addr, s), ip->prefixlen);
-		return check_fail(err, "interface '%s' lacks address %s%s", req->ifname, buf, "");
+		return check_fail(err, "interface '%s' lacks address %s", req->ifname, buf);
 	}
 	r = nl_route_list(pod.ifindex, &routes, &n);
 	if (r < 0) {
@@ -667,8 +676,8 @@ static int check_dataplane(const struct cni_config *cfg, struct in_addr addr,
 	}
 	r = datapath_query_attached(host->ifindex, false, prog, sizeof(prog));
 	if (r < 0 || strcmp(prog, TWILL_PROG_POD) != 0) {
-		r = check_fail(err, "host veth '%s' lacks the BPF program '%s'%s", host->name,
-			       TWILL_PROG_POD, "");
+		r = check_fail(err, "host veth '%s' lacks the BPF program '%s'", host->name,
+			       TWILL_PROG_POD);
 		goto cleanup;
 	}
 	r = 0;
@@ -707,8 +716,7 @@ static int cmd_check(const struct cni_request *req, const struct cni_config *cfg
 		if (prev.ips[i].interface == iface)
 			ip = &prev.ips[i];
 	if (!ip) {
-		r = check_fail(err, "prevResult has no address for CNI_IFNAME '%s'%s%s", req->ifname,
-			       "", "");
+		r = check_fail(err, "prevResult has no address for CNI_IFNAME '%s'", req->ifname);
 		goto cleanup;
 	}
 	r = resolve_node(cfg, &np, err);
@@ -731,8 +739,8 @@ static int cmd_check(const struct cni_request *req, const struct cni_config *cfg
 
 	cni_host_veth_name(req->container_id, req->ifname, host_name);
 	if (nl_link_get(host_name, &host) < 0 || !host.up) {
-		r = check_fail(err, "host veth '%s' of container '%s' is missing or down%s",
-			       host_name, req->container_id, "");
+		r = check_fail(err, "host veth '%s' of container '%s' is missing or down",
+			       host_name, req->container_id);
 		goto cleanup;
 	}
 

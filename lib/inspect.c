@@ -855,10 +855,11 @@ int inspect_pods(const struct inspect_snapshot *s, struct inspect_pod_row **out,
 			appendf(r->problem, sizeof(r->problem),
 				"endpoint entry without allocation or veth");
 		}
+		/* Traffic still flows through the kernel's /32 route: degraded, not broken. */
 		if (r->alloc && r->veth && s->dp_loaded && !r->in_endpoints)
-			appendf(r->problem, sizeof(r->problem), "no endpoint map entry");
+			appendf(r->warning, sizeof(r->warning), "no endpoint map entry");
 		if (r->veth && s->dp_loaded && !r->veth->prog_ingress[0])
-			appendf(r->problem, sizeof(r->problem), "no program attached");
+			appendf(r->warning, sizeof(r->warning), "no program attached");
 	}
 	if (n)
 		qsort(rows, n, sizeof(*rows), pod_cmp);
@@ -1040,8 +1041,8 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 		snprintf(t.program, sizeof(t.program), "%s", TWILL_PROG_POD);
 		snprintf(t.program_ifname, sizeof(t.program_ifname), "%s", src_veth->info.name);
 		if (!src_ep)
-			step(&t, "note: %s has no endpoint map entry (replies from other pods "
-				 "cannot be delivered to it)", srcs);
+			step(&t, "note: %s has no endpoint map entry (packets to it take the "
+				 "kernel's route)", srcs);
 		step(&t, "%s on %s ingress sees %s -> %s", TWILL_PROG_POD, t.program_ifname, srcs,
 		     dsts);
 		if (dst_ep) {
@@ -1134,6 +1135,18 @@ static void problem(struct inspect_health *h, const char *fmt, ...)
 	va_end(ap);
 }
 
+static void warning(struct inspect_health *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warning(struct inspect_health *h, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (h->n_warnings >= INSPECT_MAX_PROBLEMS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(h->warnings[h->n_warnings++], INSPECT_TEXT_MAX, fmt, ap);
+	va_end(ap);
+}
+
 int inspect_health(const struct inspect_snapshot *s, struct inspect_health *out)
 {
 	struct inspect_health h = { .healthy = true };
@@ -1202,6 +1215,12 @@ int inspect_health(const struct inspect_snapshot *s, struct inspect_health *out)
 					inet_ntop(AF_INET, &pods[i].addr, net, sizeof(net)) : "",
 				pods[i].veth ? " veth " : "",
 				pods[i].veth ? pods[i].veth->info.name : "", pods[i].problem);
+		if (pods[i].warning[0])
+			warning(&h, "pod %s%s%s: %s (kernel path)",
+				pods[i].alloc || pods[i].in_endpoints ?
+					inet_ntop(AF_INET, &pods[i].addr, net, sizeof(net)) : "",
+				pods[i].veth ? " veth " : "",
+				pods[i].veth ? pods[i].veth->info.name : "", pods[i].warning);
 	}
 	*out = h;
 	ret = 0;

@@ -134,7 +134,9 @@ struct inspect_pod_row {
 	bool in_endpoints;
 	struct twill_endpoint_value endpoint;
 	const struct inspect_link *veth;     /* host veth, NULL when none */
-	char problem[INSPECT_TEXT_MAX];
+	char problem[INSPECT_TEXT_MAX];      /* a mismatch: unhealthy */
+	/* works, but through the kernel: no endpoint entry or no program on the veth */
+	char warning[INSPECT_TEXT_MAX];
 };
 int inspect_pods(const struct inspect_snapshot *s, struct inspect_pod_row **out,
 		 size_t *count);
@@ -182,6 +184,8 @@ struct inspect_health {
 	size_t pods;
 	char problems[INSPECT_MAX_PROBLEMS][INSPECT_TEXT_MAX];
 	size_t n_problems;
+	char warnings[INSPECT_MAX_PROBLEMS][INSPECT_TEXT_MAX];  /* shown, still healthy */
+	size_t n_warnings;
 };
 int inspect_health(const struct inspect_snapshot *s, struct inspect_health *out);
 

@@ -815,6 +815,9 @@ static int store_save(struct ipam *ipam, const struct ipam_store *s)
 	goto cleanup;
 fail:
 	log_err("cannot write IPAM store '%s': %s", ipam->store_path, strerror(-r));
+	/* -ENOSPC means a full /24 to callers, not a full disk */
+	if (r == -ENOSPC || r == -EDQUOT)
+		r = -EIO;
 cleanup:
 	if (fd >= 0)
 		close(fd);

@@ -11,7 +11,8 @@
  * One network's address store for the node's /24: <state_dir>/ipam/<network>/.
  * Errors: -EINVAL bad argument, -ENOSPC the /24 is full, -ENOENT unknown attachment,
  * -EBADMSG the store file is corrupt (it is left untouched), -EEXIST the store was made
- * for another pod CIDR than the one given to ipam_open. A handle must not be used
+ * for another pod CIDR than the one given to ipam_open; a full disk is -EIO (the store
+ * is then left as it was). A handle must not be used
  * across fork(): the lock is per open file.
  */
 struct ipam;

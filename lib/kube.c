@@ -156,7 +156,8 @@ int kube_cache_load_list(struct kube_cache *c, const char *json, size_t len, boo
 	}
 	kind = json_string_value(json_object_get(root, "kind"));
 	items = json_object_get(root, "items");
-	if ((kind && strcmp(kind, "NodeList") != 0) || !json_is_array(items)) {
+	if ((json_object_get(root, "kind") && (!kind || strcmp(kind, "NodeList") != 0)) ||
+	    !json_is_array(items)) {
 		log_err("kube: expected a NodeList with items, got kind '%s'", kind ? kind : "");
 		ret = -EINVAL;
 		goto cleanup;
@@ -693,11 +694,15 @@ struct kube_watch {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	atomic_bool stop;
-	int socks[4];        /* curl's open sockets, shut down by stop; under lock */
-	char *pending;
+	/* under lock */
+	int socks[4];        /* curl's open sockets, shut down by stop */
+	char *pending;       /* the newest NodeList, not yet taken */
 	size_t pending_len;
+	bool publish_needed;
+	uint64_t publish_at;
+	unsigned publish_failures;
 
-	/* the thread's own */
+	/* the watch thread's own */
 	struct kube_cache *cache;
 	char *last_doc;
 	struct buf line;
@@ -705,12 +710,10 @@ struct kube_watch {
 	long status;
 	int stream_result;
 	unsigned events;
-	bool publish_needed;  /* publish_*: under lock, shared with the publisher */
 	unsigned gone_streak;
-	unsigned seed;        /* the watch thread's */
-	unsigned pub_seed;    /* the publisher's */
-	uint64_t publish_at;
-	unsigned publish_failures;
+	unsigned seed;
+	/* the publisher's own */
+	unsigned pub_seed;
 };
 
 static unsigned backoff_ms(const struct kube_watch *w, unsigned *seed, unsigned failures,
@@ -757,10 +760,11 @@ static void watch_check_key(struct kube_watch *w)
 	if (!w->public_key || !json_object_get(w->cache->nodes, w->node_name))
 		return;
 	have = kube_cache_node_annotation(w->cache, w->node_name, KUBE_KEY_ANNOTATION);
-	if (have && strcmp(have, w->public_key) == 0)
-		return;
 	pthread_mutex_lock(&w->lock);
-	if (!w->publish_needed) {
+	if (have && strcmp(have, w->public_key) == 0) {
+		/* already there (our PATCH, or by hand): a queued PATCH is moot */
+		w->publish_needed = false;
+	} else if (!w->publish_needed) {
 		log_info("kube: node '%s' carries public key '%s', not ours: publishing it",
 			 w->node_name, have ? have : "");
 		w->publish_needed = true;
@@ -1060,14 +1064,20 @@ static size_t stream_header(char *p, size_t size, size_t n, void *arg)
 static int watch_stream(struct kube_watch *w)
 {
 	struct kube_req r;
-	char *path = NULL;
+	char *path = NULL, *rv;
 	uint64_t started = now_ms();
 	CURLcode rc;
 	int ret;
 
-	if (asprintf(&path, "/api/v1/nodes?watch=1&resourceVersion=%s"
-		     "&allowWatchBookmarks=true&timeoutSeconds=%u", w->cache->rv,
-		     w->opts.watch_timeout_s) < 0)
+	/* opaque to clients: whatever the server sent goes back escaped */
+	rv = curl_easy_escape(NULL, w->cache->rv, 0);
+	if (!rv)
+		return WATCH_FAILED;
+	ret = asprintf(&path, "/api/v1/nodes?watch=1&resourceVersion=%s"
+		       "&allowWatchBookmarks=true&timeoutSeconds=%u", rv,
+		       w->opts.watch_timeout_s);
+	curl_free(rv);
+	if (ret < 0)
 		return WATCH_FAILED;
 	ret = kube_req_init(&r, w->cfg, path, w->opts.connect_timeout_s);
 	free(path);

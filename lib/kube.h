@@ -26,6 +26,12 @@
  * change: each node is reduced to metadata.name, metadata.uid, its twill.dev/
  * annotations, spec.podCIDR(s) and status.addresses, so kubelet heartbeats, labels,
  * cordons and other controllers' annotations do not wake the agent.
+ *
+ * With opts.public_key, a second thread PATCHes it onto opts.node_name: at start, and
+ * again whenever the node shows another key or none (a 404 waits for the node to
+ * register), with back-off on errors and at most one PATCH per 10 s. Both threads
+ * block every signal (the agent takes them through a signalfd); kube_watch_stop shuts
+ * their sockets down, so it returns at once.
  */
 
 struct kube_config {

@@ -14,6 +14,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
 	{ "run", bench_run_main, "everything below and the dataplanes, one table (the default)" },
 	{ "cni", bench_cni_main, "CNI ADD/DEL latency and peak RSS: twill vs ptp + host-local" },
+	{ "rr", bench_rr_main, "TCP request/response latency between two addresses (echo server, client)" },
 };
 
 static void usage(FILE *f)

@@ -37,9 +37,9 @@ echo "twill-bench --quick took $((SECONDS - start)) s"
 missing=$(jq -r '
 	def num: type == "number";
 	[ (["public", "private"][] as $p | ["plain", "twill", "wg-routes", "vxlan-wg"][] as $m |
-	   ["path_mtu", "tcp_mss", "gbps", "rtt_ms", "pod_mtu"][] as $f |
+	   ["path_mtu", "tcp_mss", "gbps", "rtt_ms", "tcp_rr_us", "pod_mtu"][] as $f |
 	   select((.paths[$p].modes[$m][$f] | num) | not) | "\($p) \($m) \($f)"),
-	  (["twill", "ptp"][] as $k | ["path_mtu", "tcp_mss", "gbps", "rtt_ms"][] as $f |
+	  (["twill", "ptp"][] as $k | ["path_mtu", "tcp_mss", "gbps", "rtt_ms", "tcp_rr_us"][] as $f |
 	   select((.same_node[$k][$f] | num) | not) | "same node \($k) \($f)"),
 	  (["twill", "ptp+host-local"][] as $k | ["add_ms", "del_ms"][] as $f |
 	   select((.cni.plugins[$k][$f].median | num) | not) | "cni \($k) \($f)"),

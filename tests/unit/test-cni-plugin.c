@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The verbs' input checks and the host veth naming: what runs before any netlink call. */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cni_plugin.h"
+#include "ipam.h"
+#include "nodestate.h"
 #include "log.h"
 
 static int run(const char *cmd, const char *id, const char *netns, const char *ifname,
@@ -66,7 +71,7 @@ struct env_case {
 };
 
 #define CONF "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"twill\",\"podCIDR\":\"10.9.9.0/24\"," \
-	     "\"mtu\":1440,\"stateDir\":\"/nonexistent/twill-unit\"}"
+	     "\"mtu\":1440,\"stateDir\":\"/nonexistent/twill-unit\",\"bpfPinDir\":\"/nonexistent/bpf\"}"
 
 static const struct env_case env_cases[] = {
 	{ NULL, "c", "/n", "eth0", CNI_ERR_INVALID_ENV, "CNI_COMMAND" },
@@ -127,7 +132,8 @@ Test(cni_plugin, verbs_need_the_version_that_introduced_them)
 		json_t *out = NULL;
 
 		snprintf(conf, sizeof(conf), "{\"cniVersion\":\"%s\",\"name\":\"n\",\"type\":\"twill\","
-			 "\"podCIDR\":\"10.9.9.0/24\",\"mtu\":1440,\"stateDir\":\"/nonexistent/x\"}",
+			 "\"podCIDR\":\"10.9.9.0/24\",\"mtu\":1440,\"stateDir\":\"/nonexistent/x\","
+			 "\"bpfPinDir\":\"/nonexistent/bpf\"}",
 			 cases[i].version);
 		cr_assert_lt(run(cases[i].cmd, "c", "/n", "eth0", conf, &out, &err), 0);
 		cr_assert_eq(err.code, cases[i].code, "%s %s: %d %s", cases[i].cmd,
@@ -148,4 +154,86 @@ Test(cni_plugin, status_turns_any_problem_into_code_50)
 			 "\"stateDir\":\"/nonexistent/twill-unit\"}", &out, &err), 0);
 	cr_assert_eq(err.code, CNI_ERR_UNAVAILABLE);
 	cr_assert(strstr(err.msg, "podCIDR"), "%s", err.msg);
+}
+
+/* A state folder per test, removed by .fini even when an assertion fails. */
+static char dir[64];
+
+static void dir_make(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/twill-unit-cni-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void dir_remove(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (dir[0] && system(cmd) != 0)
+		cr_log_warn("cannot remove %s", dir);
+}
+
+Test(cni_plugin, full_cidr_gives_code_100_on_add_and_50_on_status, .init = dir_make,
+     .fini = dir_remove)
+{
+	char conf[512], id[32];
+	struct ipam *store = NULL;
+	struct in_addr a;
+	struct cni_error err;
+	json_t *out = NULL;
+	int r;
+
+	log_set_stderr(0);
+	cr_assert_eq(ipam_open(dir, "full", "10.9.9.0/24", &store), 0);
+	for (int i = 0; i < 253; i++) {
+		snprintf(id, sizeof(id), "pod%d", i);
+		cr_assert_eq(ipam_allocate(store, id, "eth0", &a), 0, "allocation %d", i);
+	}
+	ipam_close(store);
+	snprintf(conf, sizeof(conf), "{\"cniVersion\":\"1.1.0\",\"name\":\"full\",\"type\":\"twill\","
+		 "\"podCIDR\":\"10.9.9.0/24\",\"mtu\":1440,\"stateDir\":\"%s\","
+		 "\"bpfPinDir\":\"%s/no-bpf\"}", dir, dir);
+
+	/* any namespace file will do: the allocation fails before any wiring */
+	r = run("ADD", "one-more", "/proc/self/ns/net", "eth0", conf, &out, &err);
+	cr_assert_lt(r, 0);
+	cr_assert_eq(err.code, CNI_ERR_ADDRESS_EXHAUSTED, "%d %s", err.code, err.msg);
+	cr_assert(strstr(err.msg, "10.9.9.0/24") && strstr(err.msg, "253 of 253"), "%s", err.msg);
+
+	cr_assert_lt(run("STATUS", NULL, NULL, NULL, conf, &out, &err), 0);
+	cr_assert_eq(err.code, CNI_ERR_UNAVAILABLE);
+	cr_assert(strstr(err.msg, "no address left"), "%s", err.msg);
+
+	/* one DEL later, STATUS is fine again */
+	cr_assert_eq(run("DEL", "pod7", NULL, "eth0", conf, &out, &err), 0, "%s", err.msg);
+	cr_assert_eq(run("STATUS", NULL, NULL, NULL, conf, &out, &err), 0, "%s", err.msg);
+}
+
+Test(cni_plugin, pod_cidr_and_mtu_come_from_the_node_state_when_absent, .init = dir_make,
+     .fini = dir_remove)
+{
+	char conf[512];
+	struct nodestate ns = { .pod_prefixlen = 24, .mtu = 1400 };
+	struct ipam *store = NULL;
+	struct in_addr a;
+	struct cni_error err;
+	json_t *out = NULL;
+
+	log_set_stderr(0);
+	snprintf(conf, sizeof(conf), "{\"cniVersion\":\"1.1.0\",\"name\":\"fromnode\",\"type\":\"twill\","
+		 "\"stateDir\":\"%s\",\"bpfPinDir\":\"%s/no-bpf\"}", dir, dir);
+	/* no node state yet: the message names the missing field */
+	cr_assert_lt(run("STATUS", NULL, NULL, NULL, conf, &out, &err), 0);
+	cr_assert(strstr(err.msg, "podCIDR") && strstr(err.msg, dir), "%s", err.msg);
+
+	inet_pton(AF_INET, "10.9.8.0", &ns.pod_net);
+	snprintf(ns.node_name, sizeof(ns.node_name), "n1");
+	cr_assert_eq(nodestate_write(dir, &ns), 0);
+	cr_assert_eq(run("STATUS", NULL, NULL, NULL, conf, &out, &err), 0, "%s", err.msg);
+	/* the store was opened for the node's /24 */
+	cr_assert_eq(ipam_open(dir, "fromnode", "10.9.8.0/24", &store), 0);
+	cr_assert_eq(ipam_allocate(store, "c1", "eth0", &a), 0);
+	cr_assert_eq(ntohl(a.s_addr) >> 8, (10u << 16) | (9u << 8) | 8u);
+	ipam_close(store);
 }

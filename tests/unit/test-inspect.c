@@ -706,7 +706,8 @@ Test(inspect, pods_join_by_host_route_without_names, .init = setup)
 	cr_assert_eq(n, 2);
 	cr_assert_not_null(rows[1].veth);
 	cr_expect_str_eq(rows[1].veth->info.name, "tw00000000000a2");
-	cr_expect_str_eq(rows[1].problem, "no endpoint map entry");
+	cr_expect_str_eq(rows[1].problem, "");
+	cr_expect_str_eq(rows[1].warning, "no endpoint map entry");
 
 	/* the veth deleted by hand takes its /32 route with it */
 	free(rows);
@@ -718,18 +719,27 @@ Test(inspect, pods_join_by_host_route_without_names, .init = setup)
 	free(rows);
 }
 
-Test(inspect, pods_flag_missing_endpoint_entry_and_program, .init = setup)
+Test(inspect, pods_warn_on_missing_endpoint_entry_and_program, .init = setup)
 {
 	struct inspect_pod_row *rows;
+	struct inspect_health h;
 	size_t n;
 
 	fx.s.n_endpoints = 1;
 	fx.links[4].prog_ingress[0] = '\0';
 	cr_assert_eq(inspect_pods(&fx.s, &rows, &n), 0);
 	cr_assert_eq(n, 2);
-	cr_expect(strstr(rows[1].problem, "no endpoint map entry"), "'%s'", rows[1].problem);
-	cr_expect(strstr(rows[1].problem, "no program attached"), "'%s'", rows[1].problem);
+	cr_expect_str_eq(rows[1].problem, "");
+	cr_expect(strstr(rows[1].warning, "no endpoint map entry"), "'%s'", rows[1].warning);
+	cr_expect(strstr(rows[1].warning, "no program attached"), "'%s'", rows[1].warning);
 	free(rows);
+
+	/* degraded, not broken: the kernel still routes to the pod */
+	cr_assert_eq(inspect_health(&fx.s, &h), 0);
+	cr_expect(h.healthy, "%s", h.problems[0]);
+	cr_expect_eq(h.n_warnings, 1);
+	cr_expect(strstr(h.warnings[0], "pod 10.244.1.3 veth tw00000000000a2"), "'%s'",
+		  h.warnings[0]);
 }
 
 Test(inspect, pods_flag_stale_endpoint_entry, .init = setup)

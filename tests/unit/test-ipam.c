@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -342,9 +343,8 @@ static bool keep_none(const struct ipam_allocation *a, void *arg)
 
 Test(ipam, corrupt_store_is_reported_and_left_byte_for_byte)
 {
-	char dir[256], tmp[300];
+	char tmp[300];
 
-	snprintf(dir, sizeof(dir), "%s/ipam/%s", state_dir, NET);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", store_path);
 	for (size_t i = 0; i < sizeof(corrupt_cases) / sizeof(corrupt_cases[0]); i++) {
 		const struct corrupt_case *c = &corrupt_cases[i];
@@ -378,7 +378,6 @@ Test(ipam, corrupt_store_is_reported_and_left_byte_for_byte)
 		unlink(log_path);
 		cr_assert_eq(log_open_file(log_path), 0);
 	}
-	(void)dir;
 }
 
 Test(ipam, store_of_another_cidr_is_refused)
@@ -430,6 +429,55 @@ Test(ipam, stale_temp_file_is_ignored_and_replaced)
 	cr_assert_eq(ipam_allocate(ipam, "c2", "eth0", &a), 0);
 	cr_assert_eq(access(tmp, F_OK), -1);
 	cr_assert_eq(ipam_find(ipam, "c1", "eth0", &a), 0);
+	ipam_close(ipam);
+}
+
+/* A store that cannot be written (here: file size limit) stays the previous store. */
+static int child_write_fails(void)
+{
+	struct rlimit small = { .rlim_cur = 600, .rlim_max = 600 };
+	struct ipam *ipam = NULL;
+	struct in_addr a;
+	char id[16];
+	int r = 0, i;
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (ipam_open(state_dir, NET, CIDR, &ipam) < 0 || setrlimit(RLIMIT_FSIZE, &small) < 0)
+		return 10;
+	for (i = 0; i < 20 && r == 0; i++) {
+		snprintf(id, sizeof(id), "c%d", i);
+		r = ipam_allocate(ipam, id, "eth0", &a);
+	}
+	ipam_close(ipam);
+	if (r != -EFBIG)
+		return 11;
+	return i > 1 ? 0 : 12;
+}
+
+Test(ipam, failed_write_leaves_the_previous_store)
+{
+	struct ipam_allocation *list = NULL;
+	struct ipam *ipam;
+	char tmp[300], last[16];
+	size_t n;
+	int status;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(child_write_fails());
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", store_path);
+	cr_assert_eq(access(tmp, F_OK), -1, "temp file left after a failed write");
+	ipam = open_net();
+	cr_assert_eq(ipam_list(ipam, &list, &n), 0);
+	cr_assert_gt(n, 0);
+	cr_assert_lt(n, 20);
+	/* every allocation that returned 0 is there, in order: c0 .. c(n-1) */
+	snprintf(last, sizeof(last), "c%zu", n - 1);
+	cr_assert_str_eq(list[n - 1].container_id, last);
+	free(list);
 	ipam_close(ipam);
 }
 

@@ -336,3 +336,78 @@ Test(kube, watch_start_validates)
 	cr_assert_eq(kube_watch_take(w, &doc, NULL), -EAGAIN);
 	kube_watch_stop(w);
 }
+
+/* What a broken or hostile server could send: each line is refused or ignored, never
+ * a crash, and the cache keeps what it had. */
+Test(kube, hostile_events)
+{
+	static const struct {
+		const char *line;
+		int want;
+	} cases[] = {
+		{ "null", -EINVAL },
+		{ "[]", -EINVAL },
+		{ "\"ADDED\"", -EINVAL },
+		{ "{}", -EINVAL },
+		{ "{\"type\":1,\"object\":{}}", -EINVAL },
+		{ "{\"type\":\"ADDED\"}", -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":[]}", -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":7}}}", -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"\"}}}", -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":{\"metadata\":\"n\"}}", -EINVAL },
+		{ "{\"type\":\"DELETED\",\"object\":{}}", -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"x\"}}} trailing", -EINVAL },
+		{ "{\"type\":\"ERROR\",\"object\":{\"code\":\"410\"}}", KUBE_EVENT_ERROR },
+		{ "{\"type\":\"ERROR\",\"object\":{}}", KUBE_EVENT_ERROR },
+		{ "{\"type\":\"SURPRISE\",\"object\":{\"metadata\":{\"name\":\"x\"}}}", KUBE_EVENT_NONE },
+		{ "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":5}}}",
+		  KUBE_EVENT_BOOKMARK },
+		/* odd but valid: annotations and addresses of the wrong type are passed on for
+		 * topology_parse to judge, with the node named */
+		{ "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"odd\",\"annotations\":"
+		  "[1]},\"spec\":\"x\",\"status\":{\"addresses\":{}}}}", KUBE_EVENT_CHANGED },
+	};
+	struct kube_cache *c = NULL;
+	json_t *doc;
+
+	cr_assert_eq(kube_cache_new(&c), 0);
+	cr_assert_eq(apply(c, "ADDED", node_json("keep", "3", "10.244.1.0/24", "t0")),
+		     KUBE_EVENT_CHANGED);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int ret = kube_cache_apply_event(c, cases[i].line, strlen(cases[i].line));
+
+		cr_expect_eq(ret, cases[i].want, "case %zu '%s': got %d, want %d", i,
+			     cases[i].line, ret, cases[i].want);
+	}
+	cr_assert_str_eq(kube_cache_resource_version(c), "3", "a non-string version is ignored");
+	doc = cache_doc(c);
+	cr_assert_eq(json_array_size(json_object_get(doc, "items")), 2);
+	json_decref(doc);
+	kube_cache_free(c);
+}
+
+Test(kube, hostile_lists)
+{
+	static const char *const lists[] = {
+		"{\"kind\":\"NodeList\",\"items\":{}}",
+		"{\"kind\":7,\"items\":[]}",
+		"{\"kind\":\"NodeList\",\"items\":[]",
+	};
+	const char *odd = "{\"kind\":\"NodeList\",\"metadata\":{\"continue\":5},"
+			  "\"items\":[1,\"x\",{\"metadata\":{}},{\"metadata\":{\"name\":\"ok\"}}]}";
+	struct kube_cache *c = NULL;
+	char *cont = (char *)"unchanged";
+	json_t *doc;
+
+	cr_assert_eq(kube_cache_new(&c), 0);
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		cr_expect_eq(kube_cache_load_list(c, lists[i], strlen(lists[i]), true, NULL),
+			     -EINVAL, "list %zu", i);
+	/* items without a name are skipped, a non-string continue ends the paging */
+	cr_assert_eq(kube_cache_load_list(c, odd, strlen(odd), true, &cont), 0);
+	cr_assert_null(cont);
+	doc = cache_doc(c);
+	cr_assert_eq(json_array_size(json_object_get(doc, "items")), 1);
+	json_decref(doc);
+	kube_cache_free(c);
+}
