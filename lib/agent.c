@@ -6,6 +6,7 @@
  * leaves the dataplane in place: pods keep talking through an agent restart.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -24,8 +25,10 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "cni_plugin.h"
 #include "conflist.h"
 #include "datapath.h"
+#include "ipam.h"
 #include "kube.h"
 #include "log.h"
 #include "metrics.h"
@@ -37,6 +40,8 @@
 
 #define KEY_FILE "private.key"
 #define DEBOUNCE_MS 100
+/* How often the agent checks that its WireGuard device is still there. */
+#define HEALTH_MS 1000
 
 struct agent {
 	struct agent_config cfg;
@@ -49,8 +54,12 @@ struct agent {
 	struct rc_peer *prev;          /* what the last successful reconcile asked for */
 	size_t n_prev;
 	bool have_prev;
+	bool boot_checked;             /* allocations older than this boot were released */
 	unsigned int mtu;
-	uint64_t reconciles, errors;
+	uint64_t reconciles, errors, recoveries;
+	unsigned int lost_ticks;       /* health checks that found the device missing */
+	char last_recovery[256];
+	int64_t last_recovery_unix;
 	double last_ms;
 	int64_t last_ok_unix;
 	char last_error[512];
@@ -59,6 +68,8 @@ struct agent {
 	struct kube_watch *watch;
 	char *kube_doc;                /* newest NodeList from the API server */
 	size_t kube_doc_len;
+	bool kube_doc_fresh;           /* not parsed yet */
+	struct stat topo_st;           /* the topology file when a->topo was parsed */
 	int attached[64];              /* ifindex, negative for egress: attached by this process */
 	size_t n_attached;
 	bool signals_blocked;
@@ -466,7 +477,70 @@ static void write_node_state(struct agent *a, const struct topo_node *self)
 	ns.strict = a->cfg.strict;
 	ns.last_reconcile_unix = a->last_ok_unix;
 	snprintf(ns.last_error, sizeof(ns.last_error), "%s", a->last_error);
+	snprintf(ns.last_recovery, sizeof(ns.last_recovery), "%s", a->last_recovery);
+	ns.last_recovery_unix = a->last_recovery_unix;
 	nodestate_write(a->cfg.state_dir, &ns);
+}
+
+static bool allocated_this_boot_or_wired(const struct ipam_allocation *al, void *arg)
+{
+	const time_t *booted = arg;
+	struct nl_link_info link;
+	char veth[IF_NAMESIZE];
+
+	if (al->allocated_at >= *booted)
+		return true;
+	/* a wall clock stepped forward after boot makes live pods look older: the veth says */
+	cni_host_veth_name(al->container_id, al->ifname, veth);
+	return nl_link_get(veth, &link) == 0;
+}
+
+/*
+ * After a reboot no pod of the previous boot exists, but the state folder keeps their
+ * addresses, and a runtime that never sends CNI GC would leak them for good. Once per
+ * agent process: release what was allocated before this boot and has no host veth.
+ * Race-free with the plugin: every ADD of this boot is newer than the boot.
+ */
+static void release_before_boot(struct agent *a, const char *pod_cidr)
+{
+	struct timespec real, since_boot;
+	struct ipam_allocation *gone = NULL;
+	struct ipam *store = NULL;
+	struct dirent *e;
+	char dir[PATH_MAX], addr[INET_ADDRSTRLEN];
+	time_t booted;
+	size_t n = 0;
+	DIR *d;
+
+	a->boot_checked = true;
+	if (clock_gettime(CLOCK_REALTIME, &real) < 0 ||
+	    clock_gettime(CLOCK_BOOTTIME, &since_boot) < 0)
+		return;
+	booted = real.tv_sec - since_boot.tv_sec;
+	if (snprintf(dir, sizeof(dir), "%s/ipam", a->cfg.state_dir) >= (int)sizeof(dir))
+		return;
+	d = opendir(dir);
+	if (!d)
+		return;   /* no pod yet on this node */
+	while ((e = readdir(d))) {
+		if (!ipam_network_name_valid(e->d_name))
+			continue;
+		if (ipam_open(a->cfg.state_dir, e->d_name, pod_cidr, &store) < 0)
+			continue;   /* another pod CIDR or a corrupt store: ipam logged it */
+		if (ipam_gc(store, allocated_this_boot_or_wired, &booted, &gone, &n) == 0) {
+			for (size_t i = 0; i < n; i++)
+				log_info("agent: released %s of container '%s' %s in network '%s': "
+					 "allocated before this boot, its pod is gone",
+					 inet_ntop(AF_INET, &gone[i].addr, addr, sizeof(addr)),
+					 gone[i].container_id, gone[i].ifname, e->d_name);
+		}
+		free(gone);
+		gone = NULL;
+		n = 0;
+		ipam_close(store);
+		store = NULL;
+	}
+	closedir(d);
 }
 
 static int converge(struct agent *a, struct topology *topo, struct agent_stats *st)
@@ -506,7 +580,9 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	st->nodes = topo->n_nodes + topo->n_unkeyed;
 	st->peers = n;
 
+	t0 = now_ms();
 	ret = ensure_device(a, self, &dev);
+	st->device_ms = now_ms() - t0;
 	if (ret < 0)
 		goto cleanup;
 	t0 = now_ms();
@@ -518,6 +594,7 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	if (plan.n_peers) {
 		struct wg_device set = { 0 };
 
+		t0 = now_ms();
 		set.peers = plan.peers;
 		set.n_peers = plan.n_peers;
 		ret = wgctl_set(a->wg, &set);
@@ -527,6 +604,7 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 			goto cleanup;
 		}
 	}
+	st->peers_ms = plan.n_peers ? now_ms() - t0 : 0;
 	st->peers_added = plan.n_add;
 	st->peers_removed = plan.n_remove;
 	st->peers_updated = plan.n_update;
@@ -545,7 +623,9 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	}
 	for (size_t i = 0; i < n; i++)
 		eps[i] = a->prev[i].endpoint;
+	t0 = now_ms();
 	ret = mtu_for_endpoints(eps, n, &underlay);
+	st->mtu_ms = now_ms() - t0;
 	if (ret < 0) {
 		set_error(a, "cannot look up the underlay routes: %s", strerror(-ret));
 		goto cleanup;
@@ -588,12 +668,16 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	want.ifindex = link.ifindex;
 	want.mtu = a->mtu;
 	want.scope_link = true;
+	t0 = now_ms();
 	ret = apply_kernel_routes(a, a->prev, n, &want, st);
+	st->routes_ms = now_ms() - t0;
 	if (ret < 0)
 		goto cleanup;
 
+	t0 = now_ms();
 	if (!a->cfg.no_bpf)
 		apply_bpf(a, self, a->prev, n, link.ifindex, &underlay, st);
+	st->bpf_ms = now_ms() - t0;
 	st->dataplane_loaded = a->dp != NULL;
 
 	inet_ntop(AF_INET, &self->pod_net, buf, sizeof(buf));
@@ -612,6 +696,8 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 			  strerror(-ret));
 		goto cleanup;
 	}
+	if (!a->boot_checked)
+		release_before_boot(a, cidr);
 	/* A BPF failure leaves kernel routes working: reported in node state, not fatal. */
 	ret = 0;
 cleanup:
@@ -656,6 +742,7 @@ static bool take_kube_doc(struct agent *a)
 	free(a->kube_doc);
 	a->kube_doc = doc;
 	a->kube_doc_len = len;
+	a->kube_doc_fresh = true;
 	return true;
 }
 
@@ -684,26 +771,57 @@ int agent_wait_topology(struct agent *a, int timeout_ms)
 	return 0;
 }
 
-static int load_topology(struct agent *a, struct topology **out)
+static bool same_file(const struct stat *x, const struct stat *y)
 {
-	if (!a->kube)
+	return x->st_dev == y->st_dev && x->st_ino == y->st_ino && x->st_size == y->st_size &&
+	       x->st_mtim.tv_sec == y->st_mtim.tv_sec && x->st_mtim.tv_nsec == y->st_mtim.tv_nsec &&
+	       x->st_ctim.tv_sec == y->st_ctim.tv_sec && x->st_ctim.tv_nsec == y->st_ctim.tv_nsec;
+}
+
+/* A periodic resync repairs drift on the node; it need not re-read an unchanged source. */
+static bool source_unchanged(const struct agent *a)
+{
+	struct stat st;
+
+	if (!a->topo)
+		return false;
+	if (a->kube)
+		return !a->kube_doc_fresh;
+	return stat(a->cfg.topology_path, &st) == 0 && same_file(&st, &a->topo_st);
+}
+
+static int load_topology(struct agent *a, struct topology **out, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (!a->kube) {
+		/* stat first: a change racing the read shows as a difference next time */
+		if (stat(a->cfg.topology_path, st) < 0)
+			memset(st, 0, sizeof(*st));
 		return topology_load_file(a->cfg.topology_path, out);
+	}
 	if (!a->kube_doc) {
 		log_info("agent: waiting for the first node list from the API server");
 		return -EAGAIN;
 	}
+	a->kube_doc_fresh = false;
 	return topology_parse(a->kube_doc, a->kube_doc_len, out);
 }
 
-int agent_reconcile(struct agent *a, struct agent_stats *stats)
+static int reconcile(struct agent *a, struct agent_stats *stats, bool reuse)
 {
 	struct agent_stats st = { 0 };
 	struct topology *topo = NULL;
+	struct stat topo_st;
 	double t0 = now_ms(), t1;
-	int ret;
+	int ret = 0;
 
 	a->last_error[0] = '\0';
-	ret = load_topology(a, &topo);
+	if (reuse && source_unchanged(a)) {
+		topo = a->topo;
+		topo_st = a->topo_st;
+	} else {
+		ret = load_topology(a, &topo, &topo_st);
+	}
 	st.parse_ms = now_ms() - t0;
 	if (ret == -EAGAIN)
 		return ret;
@@ -731,15 +849,16 @@ int agent_reconcile(struct agent *a, struct agent_stats *stats)
 		write_node_state(a, topology_find_any(topo, a->cfg.node_name) ?
 				    topology_find_any(topo, a->cfg.node_name) :
 				    a->topo ? topology_find_any(a->topo, a->cfg.node_name) : NULL);
-		if (ret == -ENOENT) {
+		if (ret == -ENOENT && topo != a->topo) {
 			/* this node missing: the last good topology stays in force */
 			topology_free(topo);
 			topo = NULL;
 		}
 	}
-	if (topo) {
+	if (topo && topo != a->topo) {
 		topology_free(a->topo);
 		a->topo = topo;
+		a->topo_st = topo_st;
 	}
 out:
 	st.total_ms = now_ms() - t0;
@@ -761,6 +880,11 @@ out:
 	if (stats)
 		*stats = st;
 	return ret;
+}
+
+int agent_reconcile(struct agent *a, struct agent_stats *stats)
+{
+	return reconcile(a, stats, false);
 }
 
 static void label_escape(const char *in, char *out, size_t len)
@@ -800,6 +924,9 @@ static int render_metrics(void *arg, char **text, size_t *len)
 	fprintf(f, "# HELP twill_reconcile_errors_total Reconciles that failed (bad topology included).\n"
 		   "# TYPE twill_reconcile_errors_total counter\ntwill_reconcile_errors_total %llu\n",
 		(unsigned long long)a->errors);
+	fprintf(f, "# HELP twill_device_recoveries_total WireGuard device re-created after it was lost.\n"
+		   "# TYPE twill_device_recoveries_total counter\ntwill_device_recoveries_total %llu\n",
+		(unsigned long long)a->recoveries);
 	fprintf(f, "# HELP twill_reconcile_duration_seconds Duration of the last reconcile.\n"
 		   "# TYPE twill_reconcile_duration_seconds gauge\n"
 		   "twill_reconcile_duration_seconds %.6f\n", a->last_ms / 1e3);
@@ -869,10 +996,58 @@ static bool event_is_ours(const struct inotify_event *ev, const char *base)
 	return ev->len == 0 || strcmp(ev->name, base) == 0 || strncmp(ev->name, "..", 2) == 0;
 }
 
+/*
+ * A userspace WireGuard daemon can die (OOM killer, a crash, kill -9) and take the
+ * device with it; the kernel device can be deleted by hand. Both must not wait for the
+ * next resync: the check is one connect() or one link lookup, cheap enough every second.
+ * Only a device the agent had configured counts: before that, reconcile reports it.
+ * While it cannot be re-created, retries thin out (1, 2, 4 ... then every 64 s): each
+ * try may wait for a daemon's socket, and the loop must keep serving.
+ */
+static bool device_lost(struct agent *a)
+{
+	struct nl_link_info link;
+	const char *why;
+
+	if (!a->have_prev)
+		return false;
+	if (!wgctl_device_exists(a->wg))
+		why = wgctl_backend(a->wg) == WG_BACKEND_USERSPACE ?
+		      "its userspace daemon is gone" : "it was deleted";
+	else if (nl_link_get(a->cfg.wg_device, &link) < 0)
+		why = "its network interface is gone";
+	else {
+		a->lost_ticks = 0;
+		return false;
+	}
+	if (a->lost_ticks++ == 0) {
+		a->recoveries++;
+		a->last_recovery_unix = time(NULL);
+		snprintf(a->last_recovery, sizeof(a->last_recovery),
+			 "WireGuard device '%s' lost (%s): re-creating it", a->cfg.wg_device, why);
+		log_warn("agent: %s", a->last_recovery);
+	}
+	return (a->lost_ticks & (a->lost_ticks - 1)) == 0 || a->lost_ticks % 64 == 0;
+}
+
+/* The reconcile that followed a loss worked: say so where twillctl looks. */
+static void device_recovered(struct agent *a, double ms)
+{
+	char *cut = strstr(a->last_recovery, ": re-creating it");
+
+	if (!cut)
+		return;
+	snprintf(cut, sizeof(a->last_recovery) - (size_t)(cut - a->last_recovery),
+		 ": re-created with key, port, peers and routes in %.0f ms", ms);
+	a->lost_ticks = 0;
+	log_info("agent: WireGuard device '%s' re-created in %.0f ms", a->cfg.wg_device, ms);
+	write_node_state(a, a->topo ? topology_find_any(a->topo, a->cfg.node_name) : NULL);
+}
+
 int agent_run(struct agent *a)
 {
 	char dir[PATH_MAX], basebuf[PATH_MAX], *base;
-	int sfd = -1, ifd = -1, tresync = -1, tdebounce = -1, ret = 0;
+	int sfd = -1, ifd = -1, tresync = -1, tdebounce = -1, thealth = -1, ret = 0;
 	struct sigaction sa = { 0 };
 	bool running = true;
 
@@ -896,7 +1071,8 @@ int agent_run(struct agent *a)
 	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	tresync = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	tdebounce = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (sfd < 0 || ifd < 0 || tresync < 0 || tdebounce < 0) {
+	thealth = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (sfd < 0 || ifd < 0 || tresync < 0 || tdebounce < 0 || thealth < 0) {
 		ret = -errno;
 		log_err("agent: cannot set up the event loop: %s", strerror(errno));
 		goto cleanup;
@@ -916,6 +1092,7 @@ int agent_run(struct agent *a)
 	}
 	if (a->cfg.resync_sec)
 		arm_timer(tresync, a->cfg.resync_sec * 1000, a->cfg.resync_sec * 1000);
+	arm_timer(thealth, HEALTH_MS, HEALTH_MS);
 	if (a->cfg.metrics_addr) {
 		ret = metrics_open(a->cfg.metrics_addr, &a->metrics);
 		if (ret < 0)
@@ -924,18 +1101,19 @@ int agent_run(struct agent *a)
 
 	agent_reconcile(a, NULL);
 	while (running) {
-		struct pollfd pfd[6] = {
+		struct pollfd pfd[7] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = ifd, .events = POLLIN },
 			{ .fd = tresync, .events = POLLIN },
 			{ .fd = tdebounce, .events = POLLIN },
 			{ .fd = a->metrics ? metrics_fd(a->metrics) : -1, .events = POLLIN },
 			{ .fd = a->watch ? kube_watch_fd(a->watch) : -1, .events = POLLIN },
+			{ .fd = thealth, .events = POLLIN },
 		};
-		bool reconcile = false;
+		bool again = false, resync = false;
 		uint64_t ticks;
 
-		if (poll(pfd, 6, -1) < 0) {
+		if (poll(pfd, 7, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			ret = -errno;
@@ -947,7 +1125,7 @@ int agent_run(struct agent *a)
 			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGHUP) {
 					log_info("agent: SIGHUP: reconciling");
-					reconcile = true;
+					again = true;
 				} else {
 					running = false;
 				}
@@ -971,26 +1149,33 @@ int agent_run(struct agent *a)
 		}
 		if ((pfd[2].revents & POLLIN) && read(tresync, &ticks, sizeof(ticks)) > 0) {
 			log_debug("agent: periodic resync");
-			reconcile = true;
+			resync = true;
 		}
 		if ((pfd[3].revents & POLLIN) && read(tdebounce, &ticks, sizeof(ticks)) > 0) {
 			log_info("agent: topology '%s' changed: reconciling", source_name(a));
-			reconcile = true;
+			again = true;
 		}
 		if (pfd[4].revents & POLLIN)
 			metrics_serve(a->metrics, render_metrics, a);
 		if ((pfd[5].revents & POLLIN) && take_kube_doc(a)) {
 			log_debug("agent: new node list from the API server");
-			reconcile = true;
+			again = true;
+		}
+		if ((pfd[6].revents & POLLIN) && read(thealth, &ticks, sizeof(ticks)) > 0 &&
+		    !again && device_lost(a)) {
+			double t0 = now_ms();
+
+			if (reconcile(a, NULL, true) == 0)
+				device_recovered(a, now_ms() - t0);
 		}
 		if (pending_hup) {
 			pending_hup = 0;
-			reconcile = true;
+			again = true;
 		}
 		if (pending_term)
 			running = false;
-		if (running && reconcile)
-			agent_reconcile(a, NULL);
+		if (running && (again || resync))
+			reconcile(a, NULL, !again);
 	}
 	log_info("agent: exiting; the WireGuard device, routes and BPF programs stay in place");
 cleanup:
@@ -1002,6 +1187,8 @@ cleanup:
 		close(tresync);
 	if (tdebounce >= 0)
 		close(tdebounce);
+	if (thealth >= 0)
+		close(thealth);
 	sigprocmask(SIG_SETMASK, &a->saved_mask, NULL);
 	a->signals_blocked = false;
 	return ret;

@@ -4,6 +4,7 @@
  * range-checked here, and an error names the field and quotes the value.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +15,18 @@
 #define MTU_MIN 576u
 #define MTU_MAX 65535u
 
-static int bad(struct cni_error *err, int code, const char *fmt, const char *field,
-	       const char *value)
+static int fail(struct cni_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct cni_error *err, int code, const char *fmt, ...)
 {
-	cni_error_set(err, code, fmt, field, value ? value : "");
+	char msg[sizeof(err->msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cni_error_set(err, code, "%s", msg);
 	return -EINVAL;
 }
 
@@ -44,8 +53,7 @@ static int get_string(const json_t *root, const char *field, char *dst, size_t d
 	if (!v)
 		return 0;
 	if (!json_is_string(v))
-		return bad(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be a string%s", field,
-			   "");
+		return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be a string", field);
 	if (json_string_length(v) >= dstlen || strlen(json_string_value(v)) !=
 	    json_string_length(v)) {
 		cni_error_set(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" is too long or holds NUL",
@@ -69,7 +77,7 @@ static int get_abs_path(const json_t *root, const char *field, char *dst, size_t
 		return 0;
 	}
 	if (dst[0] != '/')
-		return bad(err, CNI_ERR_INVALID_CONFIG,
+		return fail(err, CNI_ERR_INVALID_CONFIG,
 			   "field \"%s\" must be an absolute path, got '%s'", field, dst);
 	return 0;
 }
@@ -80,11 +88,11 @@ static int check_string_array(const json_t *a, const char *field, struct cni_err
 	size_t i;
 
 	if (!json_is_array(a))
-		return bad(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be an array%s", field, "");
+		return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be an array", field);
 	json_array_foreach(a, i, v)
 		if (!json_is_string(v))
-			return bad(err, CNI_ERR_INVALID_CONFIG,
-				   "field \"%s\" must hold only strings%s", field, "");
+			return fail(err, CNI_ERR_INVALID_CONFIG,
+				   "field \"%s\" must hold only strings", field);
 	return 0;
 }
 
@@ -94,7 +102,7 @@ static int parse_dns(const json_t *dns, struct cni_error *err)
 	const json_t *v;
 
 	if (!json_is_object(dns))
-		return bad(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be an object%s", "dns", "");
+		return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be an object", "dns");
 	for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++) {
 		char field[32];
 
@@ -105,8 +113,8 @@ static int parse_dns(const json_t *dns, struct cni_error *err)
 	}
 	v = json_object_get(dns, "domain");
 	if (v && !json_is_string(v))
-		return bad(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be a string%s",
-			   "dns.domain", "");
+		return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be a string",
+			   "dns.domain");
 	return 0;
 }
 
@@ -117,7 +125,7 @@ static int parse_attachments(const json_t *a, const char *field, struct cni_conf
 	size_t i;
 
 	if (!json_is_array(a))
-		return bad(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be an array%s", field, "");
+		return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be an array", field);
 	cfg->attachments = calloc(json_array_size(a) + 1, sizeof(*cfg->attachments));
 	if (!cfg->attachments) {
 		cni_error_set(err, CNI_ERR_INTERNAL, "out of memory");
@@ -166,10 +174,10 @@ static int parse_root(const json_t *root, struct cni_config *cfg, struct cni_err
 
 	v = json_object_get(root, "cniVersion");
 	if (!v)
-		return bad(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" is missing%s", "cniVersion", "");
+		return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" is missing", "cniVersion");
 	if (!json_is_string(v))
-		return bad(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be a string%s",
-			   "cniVersion", "");
+		return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be a string",
+			   "cniVersion");
 	if (cni_version_parse(json_string_value(v), &cfg->version) < 0) {
 		cni_error_set(err, CNI_ERR_INCOMPATIBLE_VERSION,
 			      "cniVersion '%.32s' is not supported", json_string_value(v));
@@ -182,9 +190,9 @@ static int parse_root(const json_t *root, struct cni_config *cfg, struct cni_err
 	if (r < 0)
 		return r;
 	if (!present)
-		return bad(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" is missing%s", "name", "");
+		return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" is missing", "name");
 	if (!name_valid(cfg->name))
-		return bad(err, CNI_ERR_INVALID_CONFIG,
+		return fail(err, CNI_ERR_INVALID_CONFIG,
 			   "field \"%s\" '%s' may only hold letters, digits, '_', '.' and '-'",
 			   "name", cfg->name);
 
@@ -192,28 +200,28 @@ static int parse_root(const json_t *root, struct cni_config *cfg, struct cni_err
 	if (r < 0)
 		return r;
 	if (!present || !cfg->type[0])
-		return bad(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" is missing%s", "type", "");
+		return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" is missing", "type");
 
 	if (json_object_get(root, "ipam"))
-		return bad(err, CNI_ERR_UNSUPPORTED_FIELD,
-			   "field \"%s\" is not supported: twill allocates from podCIDR itself%s",
-			   "ipam", "");
+		return fail(err, CNI_ERR_UNSUPPORTED_FIELD,
+			   "field \"%s\" is not supported: twill allocates from podCIDR itself",
+			   "ipam");
 
 	r = get_string(root, "podCIDR", cfg->pod_cidr, sizeof(cfg->pod_cidr),
 		       &cfg->has_pod_cidr, err);
 	if (r < 0)
-		return bad(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" is not an IPv4 CIDR%s",
-			   "podCIDR", "");
+		return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" is not an IPv4 CIDR",
+			   "podCIDR");
 	if (cfg->has_pod_cidr) {
 		/* every node owns one /24: .0, .1 (the node) and .255 are never handed out */
 		if (cni_cidr_parse(cfg->pod_cidr, &cfg->pod_net, &cfg->pod_prefixlen) < 0 ||
 		    cfg->pod_prefixlen != 24)
-			return bad(err, CNI_ERR_INVALID_CONFIG,
+			return fail(err, CNI_ERR_INVALID_CONFIG,
 				   "field \"%s\" '%s' is not an IPv4 /24", "podCIDR", cfg->pod_cidr);
 		uint32_t mask = htonl(~0u << (32 - cfg->pod_prefixlen));
 
 		if (cfg->pod_net.s_addr & ~mask)
-			return bad(err, CNI_ERR_INVALID_CONFIG,
+			return fail(err, CNI_ERR_INVALID_CONFIG,
 				   "field \"%s\" '%s' has host bits set", "podCIDR", cfg->pod_cidr);
 	}
 
@@ -225,7 +233,7 @@ static int parse_root(const json_t *root, struct cni_config *cfg, struct cni_err
 
 			snprintf(buf, sizeof(buf), "%s", s ? s : "?");
 			free(s);
-			return bad(err, CNI_ERR_INVALID_CONFIG,
+			return fail(err, CNI_ERR_INVALID_CONFIG,
 				   "field \"%s\" %s is not an integer from 576 to 65535", "mtu", buf);
 		}
 		cfg->mtu = (unsigned int)json_integer_value(v);
@@ -247,7 +255,7 @@ static int parse_root(const json_t *root, struct cni_config *cfg, struct cni_err
 	if (r < 0)
 		return r;
 	if (cfg->has_log_level && log_level_parse(buf, &cfg->log_level) < 0)
-		return bad(err, CNI_ERR_INVALID_CONFIG,
+		return fail(err, CNI_ERR_INVALID_CONFIG,
 			   "field \"%s\" '%s' is not one of error, warn, info, debug", "logLevel",
 			   buf);
 
@@ -261,8 +269,8 @@ static int parse_root(const json_t *root, struct cni_config *cfg, struct cni_err
 	v = json_object_get(root, "prevResult");
 	if (v && !json_is_null(v)) {
 		if (!json_is_object(v))
-			return bad(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be an object%s",
-				   "prevResult", "");
+			return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be an object",
+				   "prevResult");
 		cfg->prev_result = json_deep_copy(v);
 	}
 

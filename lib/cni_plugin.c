@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +14,19 @@
 
 #include "cni_config.h"
 #include "cni_plugin.h"
+#include "datapath.h"
 #include "ipam.h"
 #include "log.h"
 #include "netlink.h"
 #include "netns.h"
 #include "nodestate.h"
+
+/*
+ * The kernel caps IFLA_IFALIAS at 255 bytes with libnl's terminating NUL: 254 characters.
+ * A longer alias (long container ids are valid) is cut, never refused: GC only reads
+ * its "twill <network> " prefix.
+ */
+#define HOST_VETH_ALIAS_SIZE 255
 
 /* Pod CIDR and MTU, from the config or else from the agent's node state. */
 struct node_params {
@@ -70,7 +79,14 @@ static const char *ip_str(struct in_addr a, char buf[INET_ADDRSTRLEN])
 
 static int env_fail(struct cni_error *err, const char *var, const char *value, const char *why)
 {
-	cni_error_set(err, CNI_ERR_INVALID_ENV, "%s '%.64s' %s", var, value ? value : "", why);
+	char shown[65];
+	size_t i;
+
+	/* a control character quoted back would forge lines in the log */
+	for (i = 0; value && value[i] && i < sizeof(shown) - 1; i++)
+		shown[i] = (unsigned char)value[i] < ' ' || value[i] == 0x7f ? '?' : value[i];
+	shown[i] = '\0';
+	cni_error_set(err, CNI_ERR_INVALID_ENV, "%s '%s' %s", var, shown, why);
 	return -EINVAL;
 }
 
@@ -99,10 +115,15 @@ static int check_ifname(const char *ifname, struct cni_error *err)
 		return env_fail(err, "CNI_IFNAME", ifname, "is longer than 15 characters");
 	if (!strcmp(ifname, ".") || !strcmp(ifname, ".."))
 		return env_fail(err, "CNI_IFNAME", ifname, "is not an interface name");
-	for (const char *p = ifname; *p; p++)
-		if (*p == '/' || *p == ':' || *p == ' ' || *p == '\t' || *p == '\n')
+	for (const unsigned char *p = (const unsigned char *)ifname; *p; p++) {
+		if (*p == '/' || *p == ':' || *p <= ' ' || *p == 0x7f)
 			return env_fail(err, "CNI_IFNAME", ifname,
-					"may not hold '/', ':' or white space");
+					"may not hold '/', ':', white space or control characters");
+		/* the IPAM store keeps printable ASCII only (logs and JSON stay unambiguous) */
+		if (*p > 0x7f)
+			return env_fail(err, "CNI_IFNAME", ifname,
+					"holds non-ASCII characters: twill accepts printable ASCII only");
+	}
 	return 0;
 }
 
@@ -227,7 +248,7 @@ static int wire(const struct cni_request *req, const struct cni_config *cfg,
 {
 	struct netns_saved saved = { .original_fd = -1 };
 	struct in_addr gw = gateway_addr(), any = { 0 };
-	char alias[256], path[96], s[INET_ADDRSTRLEN];
+	char alias[HOST_VETH_ALIAS_SIZE], path[96], s[INET_ADDRSTRLEN];
 	const char *step;
 	int r;
 
@@ -340,6 +361,81 @@ static void unwire(const char *host_name)
 		log_warn("cannot delete host veth '%s': %s", host_name, strerror(-r));
 }
 
+/* The agent's pinned dataplane, or NULL (kernel routing) when none is loaded. */
+static int dataplane_open(const struct cni_config *cfg, struct datapath **out)
+{
+	int r = datapath_open_pinned(cfg->bpf_pin_dir, out);
+
+	if (r == -ENOENT) {
+		log_debug("no BPF dataplane pinned in '%s': kernel routing only", cfg->bpf_pin_dir);
+		*out = NULL;
+		return 0;
+	}
+	if (r < 0)
+		log_err("cannot open the BPF dataplane pinned in '%s': %s", cfg->bpf_pin_dir,
+			strerror(-r));
+	return r;
+}
+
+static int dataplane_register(const struct cni_config *cfg, struct in_addr addr,
+			      const struct pod_wiring *w, struct cni_error *err)
+{
+	struct twill_endpoint_key key = { .addr = addr.s_addr };
+	struct twill_endpoint_value val = { .host_ifindex = (__u32)w->host.ifindex };
+	struct datapath *dp = NULL;
+	const char *step = "open";
+	char s[INET_ADDRSTRLEN];
+	int r;
+
+	r = dataplane_open(cfg, &dp);
+	if (r < 0 || !dp)
+		goto cleanup;
+	memcpy(val.pod_mac, w->pod.mac, 6);
+	memcpy(val.host_mac, w->host.mac, 6);
+	step = "register the endpoint in";
+	r = datapath_endpoint_set(dp, &key, &val);
+	if (r < 0)
+		goto cleanup;
+	step = "attach the pod program of";
+	r = datapath_attach_pod(dp, w->host.ifindex);
+	if (r < 0)
+		datapath_endpoint_delete(dp, &key);
+cleanup:
+	if (r < 0)
+		cni_error_set(err, CNI_ERR_WIRING,
+			      "cannot %s the BPF dataplane in '%s' for pod address %s: %s", step,
+			      cfg->bpf_pin_dir, ip_str(addr, s), strerror(-r));
+	datapath_close(dp);
+	return r;
+}
+
+/* Drops the endpoint of addr (when known) and any left on host_ifindex. */
+static void dataplane_forget(const struct cni_config *cfg, struct in_addr addr, int host_ifindex)
+{
+	struct twill_endpoint_key *keys = NULL;
+	struct twill_endpoint_value *vals = NULL;
+	struct datapath *dp = NULL;
+	size_t n = 0;
+
+	if (dataplane_open(cfg, &dp) < 0 || !dp)
+		return;
+	if (addr.s_addr) {
+		struct twill_endpoint_key key = { .addr = addr.s_addr };
+		int r = datapath_endpoint_delete(dp, &key);
+
+		if (r < 0 && r != -ENOENT)
+			log_warn("cannot remove the BPF endpoint of %s: %s",
+				 inet_ntoa(addr), strerror(-r));
+	}
+	if (host_ifindex > 0 && datapath_endpoint_list(dp, &keys, &vals, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			if ((int)vals[i].host_ifindex == host_ifindex)
+				datapath_endpoint_delete(dp, &keys[i]);
+	free(keys);
+	free(vals);
+	datapath_close(dp);
+}
+
 static int cmd_add(const struct cni_request *req, const struct cni_config *cfg,
 		   json_t **result, struct cni_error *err)
 {
@@ -389,6 +485,10 @@ static int cmd_add(const struct cni_request *req, const struct cni_config *cfg,
 	r = wire(req, cfg, &np, nsfd, addr, host_name, &w, &created, err);
 	if (r < 0)
 		goto cleanup;
+	/* last: a pod the dataplane knows is fully wired */
+	r = dataplane_register(cfg, addr, &w, err);
+	if (r < 0)
+		goto cleanup;
 
 	res.n_interfaces = 2;
 	snprintf(res.interfaces[0].name, IF_NAMESIZE, "%s", host_name);
@@ -428,28 +528,41 @@ static int cmd_del(const struct cni_request *req, const struct cni_config *cfg,
 		   struct cni_error *err)
 {
 	struct node_params np;
+	struct nl_link_info host = { .ifindex = 0 };
 	struct ipam *store = NULL;
 	struct in_addr addr = { 0 };
 	char host_name[IF_NAMESIZE], s[INET_ADDRSTRLEN];
+	bool have_store;
 	int r;
 
 	if ((r = check_container_id(req->container_id, err)) < 0 ||
 	    (r = check_ifname(req->ifname, err)) < 0)
 		return r;
 	cni_host_veth_name(req->container_id, req->ifname, host_name);
-	/* the veth goes first so a released address is never still wired */
-	unwire(host_name);
 
-	r = resolve_node(cfg, &np, err);
-	if (r < 0) {
+	have_store = resolve_node(cfg, &np, err) == 0;
+	if (!have_store) {
 		log_warn("DEL %s %s: %s: no address store to release from", req->container_id,
 			 req->ifname, err->msg);
 		memset(err, 0, sizeof(*err));
-		return 0;
+	} else {
+		r = open_store(cfg, &np, &store, err);
+		if (r < 0)
+			return r;
+		r = ipam_find(store, req->container_id, req->ifname, &addr);
+		if (r < 0 && r != -ENOENT) {
+			ipam_fail(err, cfg, "look up the address", r);
+			goto cleanup;
+		}
 	}
-	r = open_store(cfg, &np, &store, err);
-	if (r < 0)
-		return r;
+	/* dataplane, then veth, then address: a released address is never still wired */
+	if (nl_link_get(host_name, &host) < 0)
+		host.ifindex = 0;
+	dataplane_forget(cfg, addr, host.ifindex);
+	unwire(host_name);
+	r = 0;
+	if (!have_store)
+		goto cleanup;
 	r = ipam_release(store, req->container_id, req->ifname, &addr);
 	if (r == -ENOENT) {
 		log_info("DEL %s %s: no address allocated", req->container_id, req->ifname);
@@ -460,14 +573,23 @@ static int cmd_del(const struct cni_request *req, const struct cni_config *cfg,
 		log_info("DEL %s %s: released %s", req->container_id, req->ifname,
 			 ip_str(addr, s));
 	}
+cleanup:
 	ipam_close(store);
 	return r;
 }
 
-static int check_fail(struct cni_error *err, const char *fmt, const char *a, const char *b,
-		      const char *c)
+static int check_fail(struct cni_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int check_fail(struct cni_error *err, const char *fmt, ...)
 {
-	cni_error_set(err, CNI_ERR_CHECK_FAILED, fmt, a, b, c);
+	char msg[sizeof(err->msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cni_error_set(err, CNI_ERR_CHECK_FAILED, "%s", msg);
 	return -EINVAL;
 }
 
@@ -482,8 +604,8 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 
 	r = nl_link_get(req->ifname, &pod);
 	if (r < 0)
-		return check_fail(err, "interface '%s' is missing in CNI_NETNS '%s'%s", req->ifname,
-				  req->netns, "");
+		return check_fail(err, "interface '%s' is missing in CNI_NETNS '%s'", req->ifname,
+				  req->netns);
 	if (prev->interfaces[iface].has_mac &&
 	    memcmp(prev->interfaces[iface].mac, pod.mac, 6) != 0) {
 		cni_mac_format(pod.mac, m1);
@@ -492,14 +614,14 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 				  m1, m2);
 	}
 	if (mtu && pod.mtu != mtu) {
-		snprintf(buf, sizeof(buf), "%u, config says %u", pod.mtu, mtu);
-		return check_fail(err, "interface '%s' has MTU %s%s", req->ifname, buf, "");
+		return check_fail(err, "interface '%s' has MTU %u, config says %u", req->ifname,
+				  pod.mtu, mtu);
 	}
 	if (!pod.up)
-		return check_fail(err, "interface '%s' is down%s%s", req->ifname, "", "");
+		return check_fail(err, "interface '%s' is down", req->ifname);
 	if (!nl_addr_present(pod.ifindex, ip->addr, ip->prefixlen)) {
 		snprintf(buf, sizeof(buf), "%s/%u", ip_str(ip->addr, s), ip->prefixlen);
-		return check_fail(err, "interface '%s' lacks address %s%s", req->ifname, buf, "");
+		return check_fail(err, "interface '%s' lacks address %s", req->ifname, buf);
 	}
 	r = nl_route_list(pod.ifindex, &routes, &n);
 	if (r < 0) {
@@ -527,6 +649,41 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 	}
 	free(routes);
 	return 0;
+}
+
+static int check_dataplane(const struct cni_config *cfg, struct in_addr addr,
+			   const struct nl_link_info *host, struct cni_error *err)
+{
+	struct twill_endpoint_value val;
+	struct datapath *dp = NULL;
+	char prog[64], s[INET_ADDRSTRLEN];
+	int r;
+
+	r = dataplane_open(cfg, &dp);
+	if (r < 0) {
+		cni_error_set(err, CNI_ERR_IO, "cannot open the BPF dataplane in '%s': %s",
+			      cfg->bpf_pin_dir, strerror(-r));
+		return r;
+	}
+	if (!dp)
+		return 0;
+	r = datapath_endpoint_lookup(dp, addr.s_addr, &val);
+	if (r < 0 || (int)val.host_ifindex != host->ifindex ||
+	    memcmp(val.host_mac, host->mac, 6) != 0) {
+		r = check_fail(err, "BPF endpoint of %s is %s (host veth '%s')",
+			       ip_str(addr, s), r < 0 ? "missing" : "stale", host->name);
+		goto cleanup;
+	}
+	r = datapath_query_attached(host->ifindex, false, prog, sizeof(prog));
+	if (r < 0 || strcmp(prog, TWILL_PROG_POD) != 0) {
+		r = check_fail(err, "host veth '%s' lacks the BPF program '%s'", host->name,
+			       TWILL_PROG_POD);
+		goto cleanup;
+	}
+	r = 0;
+cleanup:
+	datapath_close(dp);
+	return r;
 }
 
 static int cmd_check(const struct cni_request *req, const struct cni_config *cfg,
@@ -559,8 +716,7 @@ static int cmd_check(const struct cni_request *req, const struct cni_config *cfg
 		if (prev.ips[i].interface == iface)
 			ip = &prev.ips[i];
 	if (!ip) {
-		r = check_fail(err, "prevResult has no address for CNI_IFNAME '%s'%s%s", req->ifname,
-			       "", "");
+		r = check_fail(err, "prevResult has no address for CNI_IFNAME '%s'", req->ifname);
 		goto cleanup;
 	}
 	r = resolve_node(cfg, &np, err);
@@ -583,10 +739,14 @@ static int cmd_check(const struct cni_request *req, const struct cni_config *cfg
 
 	cni_host_veth_name(req->container_id, req->ifname, host_name);
 	if (nl_link_get(host_name, &host) < 0 || !host.up) {
-		r = check_fail(err, "host veth '%s' of container '%s' is missing or down%s",
-			       host_name, req->container_id, "");
+		r = check_fail(err, "host veth '%s' of container '%s' is missing or down",
+			       host_name, req->container_id);
 		goto cleanup;
 	}
+
+	r = check_dataplane(cfg, ip->addr, &host, err);
+	if (r < 0)
+		goto cleanup;
 
 	nsfd = netns_open(req->netns);
 	if (nsfd < 0) {
@@ -709,9 +869,11 @@ static int cmd_gc(const struct cni_config *cfg, struct cni_error *err)
 		ipam_fail(err, cfg, "collect garbage", r);
 		goto cleanup;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		dataplane_forget(cfg, released[i].addr, 0);
 		log_info("GC: released %s of '%s' %s", ip_str(released[i].addr, s),
 			 released[i].container_id, released[i].ifname);
+	}
 cleanup:
 	free(released);
 	ipam_close(store);
@@ -750,8 +912,20 @@ static int cmd_status(const struct cni_config *cfg, struct cni_error *err)
 		r = -ENOSPC;
 		goto cleanup;
 	}
-	log_info("STATUS: ready, pod CIDR %s, %zu of %zu addresses in use, dataplane: %s",
-		 np.pod_cidr, used, cap, "kernel routing");
+	{
+		struct datapath *dp = NULL;
+
+		if (dataplane_open(cfg, &dp) < 0) {
+			cni_error_set(err, CNI_ERR_UNAVAILABLE,
+				      "the BPF dataplane pinned in '%s' cannot be opened",
+				      cfg->bpf_pin_dir);
+			r = -EIO;
+			goto cleanup;
+		}
+		log_info("STATUS: ready, pod CIDR %s, %zu of %zu addresses in use, dataplane: %s",
+			 np.pod_cidr, used, cap, dp ? "BPF" : "kernel routing (no BPF dataplane)");
+		datapath_close(dp);
+	}
 	goto cleanup;
 unavailable:
 	{
@@ -824,6 +998,15 @@ int cni_plugin_run(const struct cni_request *req, json_t **result, struct cni_er
 				      msg);
 		}
 		return r;
+	}
+	/* as libcni's skel: CHECK came with 0.4.0, GC and STATUS with 1.1.0 */
+	if ((!strcmp(cmd, "CHECK") && cfg->version < CNI_VERSION_0_4_0) ||
+	    ((!strcmp(cmd, "GC") || status) && cfg->version < CNI_VERSION_1_1_0)) {
+		cni_error_set(err, CNI_ERR_INCOMPATIBLE_VERSION,
+			      "cniVersion '%s' does not allow %s", cni_version_str(cfg->version),
+			      cmd);
+		cni_config_free(cfg);
+		return -ENOTSUP;
 	}
 	apply_logging(cfg);
 	log_debug("%s container '%s' netns '%s' ifname '%s' network '%s' (%s)", cmd,

@@ -96,6 +96,174 @@ static bool prefix_contains(struct in_addr net, unsigned int len, struct in_addr
 	return (net.s_addr & mask) == (addr.s_addr & mask);
 }
 
+
+/*
+ * Sorted views of the snapshot so a node with thousands of peers answers in
+ * milliseconds. Every lookup below has the same answer with or without them (the
+ * unit tests run both ways); ties go to the lowest index, as the linear scans do.
+ */
+struct ptab_ent {
+	uint32_t net;   /* host order, masked to len */
+	uint32_t len;
+	uint32_t idx;
+};
+
+struct ptab {
+	struct ptab_ent *e;
+	size_t n;
+};
+
+struct inspect_index {
+	struct ptab routes;        /* route map: idx into route_keys */
+	struct ptab kroutes;       /* idx into kroutes */
+	struct ptab allowed;       /* IPv4 allowed IPs: idx of the peer */
+	struct ptab topo_nets;     /* idx into topo->nodes */
+	const struct topo_node **topo_keys;   /* sorted by public key */
+	size_t n_topo_keys;
+};
+
+static uint32_t mask_of(unsigned int len)
+{
+	return len == 0 ? 0 : len >= 32 ? 0xffffffffu : ~(0xffffffffu >> len);
+}
+
+static int ptab_cmp(const void *a, const void *b)
+{
+	const struct ptab_ent *x = a, *y = b;
+
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	if (x->net != y->net)
+		return x->net < y->net ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int ptab_add(struct ptab *t, size_t cap, struct in_addr net, unsigned int len, size_t idx)
+{
+	if (!t->e) {
+		t->e = calloc(cap ? cap : 1, sizeof(*t->e));
+		if (!t->e)
+			return -ENOMEM;
+	}
+	if (len > 32)
+		return 0;
+	t->e[t->n++] = (struct ptab_ent){ .net = ntohl(net.s_addr) & mask_of(len), .len = len,
+					  .idx = (uint32_t)idx };
+	return 0;
+}
+
+static void ptab_sort(struct ptab *t)
+{
+	if (t->n)
+		qsort(t->e, t->n, sizeof(*t->e), ptab_cmp);
+}
+
+/* The lowest idx holding exactly net/len, or -1. */
+static ssize_t ptab_exact(const struct ptab *t, uint32_t net, unsigned int len)
+{
+	size_t lo = 0, hi = t->n;
+	struct ptab_ent key = { .net = net & mask_of(len), .len = len, .idx = 0 };
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ptab_cmp(&t->e[mid], &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < t->n && t->e[lo].len == key.len && t->e[lo].net == key.net)
+		return (ssize_t)t->e[lo].idx;
+	return -1;
+}
+
+/* Longest prefix of at most maxlen bits holding addr. */
+static ssize_t ptab_lpm(const struct ptab *t, struct in_addr addr, unsigned int maxlen)
+{
+	uint32_t a = ntohl(addr.s_addr);
+
+	for (int len = (int)(maxlen > 32 ? 32 : maxlen); len >= 0 && t->n; len--) {
+		ssize_t i = ptab_exact(t, a, (unsigned int)len);
+
+		if (i >= 0)
+			return i;
+	}
+	return -1;
+}
+
+static int topo_key_cmp(const void *a, const void *b)
+{
+	const struct topo_node *x = *(const struct topo_node *const *)a;
+	const struct topo_node *y = *(const struct topo_node *const *)b;
+	int c = memcmp(x->public_key, y->public_key, WG_KEY_LEN);
+
+	return c ? c : (x < y ? -1 : x > y);
+}
+
+void inspect_index_free(struct inspect_index *ix)
+{
+	if (!ix)
+		return;
+	free(ix->routes.e);
+	free(ix->kroutes.e);
+	free(ix->allowed.e);
+	free(ix->topo_nets.e);
+	free(ix->topo_keys);
+	free(ix);
+}
+
+int inspect_snapshot_index(struct inspect_snapshot *s)
+{
+	struct inspect_index *ix = calloc(1, sizeof(*ix));
+	size_t n_allowed = 0, n_topo = s->topo ? s->topo->n_nodes : 0;
+	int ret = -ENOMEM;
+
+	if (!ix)
+		return -ENOMEM;
+	for (size_t i = 0; s->wg && i < s->wg->n_peers; i++)
+		n_allowed += s->wg->peers[i].n_allowed_ips;
+	for (size_t i = 0; i < s->n_routes; i++) {
+		struct in_addr net = { .s_addr = s->route_keys[i].addr };
+
+		if (ptab_add(&ix->routes, s->n_routes, net, s->route_keys[i].prefixlen, i))
+			goto cleanup;
+	}
+	for (size_t i = 0; i < s->n_kroutes; i++)
+		if (ptab_add(&ix->kroutes, s->n_kroutes, s->kroutes[i].dst, s->kroutes[i].dst_len, i))
+			goto cleanup;
+	for (size_t i = 0; s->wg && i < s->wg->n_peers; i++)
+		for (size_t j = 0; j < s->wg->peers[i].n_allowed_ips; j++) {
+			const struct wg_allowed_ip *a = &s->wg->peers[i].allowed_ips[j];
+
+			if (a->family == AF_INET && ptab_add(&ix->allowed, n_allowed, a->ip4, a->cidr, i))
+				goto cleanup;
+		}
+	ix->topo_keys = calloc(n_topo ? n_topo : 1, sizeof(*ix->topo_keys));
+	if (!ix->topo_keys)
+		goto cleanup;
+	for (size_t i = 0; i < n_topo; i++) {
+		const struct topo_node *tn = &s->topo->nodes[i];
+
+		ix->topo_keys[ix->n_topo_keys++] = tn;
+		if (tn->pod_prefixlen &&
+		    ptab_add(&ix->topo_nets, n_topo, tn->pod_net, tn->pod_prefixlen, i))
+			goto cleanup;
+	}
+	ptab_sort(&ix->routes);
+	ptab_sort(&ix->kroutes);
+	ptab_sort(&ix->allowed);
+	ptab_sort(&ix->topo_nets);
+	if (ix->n_topo_keys)
+		qsort(ix->topo_keys, ix->n_topo_keys, sizeof(*ix->topo_keys), topo_key_cmp);
+	inspect_index_free(s->index);
+	s->index = ix;
+	ix = NULL;
+	ret = 0;
+cleanup:
+	inspect_index_free(ix);
+	return ret;
+}
+
 static void appendf(char *buf, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void appendf(char *buf, size_t len, const char *fmt, ...)
@@ -198,6 +366,8 @@ static ssize_t route_lookup(const struct inspect_snapshot *s, struct in_addr add
 {
 	ssize_t best = -1;
 
+	if (s->index)
+		return ptab_lpm(&s->index->routes, addr, 32);
 	for (size_t i = 0; i < s->n_routes; i++) {
 		struct in_addr net = { .s_addr = s->route_keys[i].addr };
 
@@ -211,6 +381,12 @@ static ssize_t route_lookup(const struct inspect_snapshot *s, struct in_addr add
 
 static ssize_t route_exact(const struct inspect_snapshot *s, struct in_addr net, unsigned int len)
 {
+	if (s->index) {
+		ssize_t i = ptab_exact(&s->index->routes, ntohl(net.s_addr), len);
+
+		/* the map may hold an unmasked key; the linear scan compares it as stored */
+		return i >= 0 && s->route_keys[i].addr == net.s_addr ? i : -1;
+	}
 	for (size_t i = 0; i < s->n_routes; i++)
 		if (s->route_keys[i].addr == net.s_addr && s->route_keys[i].prefixlen == len)
 			return (ssize_t)i;
@@ -222,6 +398,11 @@ static const struct nl_route *kernel_lookup(const struct inspect_snapshot *s, st
 {
 	const struct nl_route *best = NULL;
 
+	if (s->index) {
+		ssize_t i = ptab_lpm(&s->index->kroutes, net, len);
+
+		return i >= 0 ? &s->kroutes[i] : NULL;
+	}
 	for (size_t i = 0; i < s->n_kroutes; i++) {
 		const struct nl_route *r = &s->kroutes[i];
 
@@ -239,6 +420,11 @@ static const struct wg_peer *wg_peer_for(const struct inspect_snapshot *s, struc
 	const struct wg_peer *best = NULL;
 	int best_len = -1;
 
+	if (s->index) {
+		ssize_t i = ptab_lpm(&s->index->allowed, addr, 32);
+
+		return i >= 0 ? &s->wg->peers[i] : NULL;
+	}
 	for (size_t i = 0; s->wg && i < s->wg->n_peers; i++) {
 		const struct wg_peer *p = &s->wg->peers[i];
 
@@ -259,6 +445,11 @@ static const struct wg_peer *wg_peer_for(const struct inspect_snapshot *s, struc
 static const struct wg_peer *wg_peer_exact(const struct inspect_snapshot *s, struct in_addr net,
 					   unsigned int len)
 {
+	if (s->index) {
+		ssize_t i = ptab_exact(&s->index->allowed, ntohl(net.s_addr), len);
+
+		return i >= 0 && (ntohl(net.s_addr) & ~mask_of(len)) == 0 ? &s->wg->peers[i] : NULL;
+	}
 	for (size_t i = 0; s->wg && i < s->wg->n_peers; i++) {
 		const struct wg_peer *p = &s->wg->peers[i];
 
@@ -272,6 +463,22 @@ static const struct wg_peer *wg_peer_exact(const struct inspect_snapshot *s, str
 
 static const struct topo_node *topo_by_key(const struct inspect_snapshot *s, const uint8_t *key)
 {
+	if (s->index) {
+		size_t lo = 0, hi = s->index->n_topo_keys;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (memcmp(s->index->topo_keys[mid]->public_key, key, WG_KEY_LEN) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < s->index->n_topo_keys &&
+		    !memcmp(s->index->topo_keys[lo]->public_key, key, WG_KEY_LEN))
+			return s->index->topo_keys[lo];
+		return NULL;
+	}
 	for (size_t i = 0; s->topo && i < s->topo->n_nodes; i++)
 		if (!memcmp(s->topo->nodes[i].public_key, key, WG_KEY_LEN))
 			return &s->topo->nodes[i];
@@ -280,6 +487,11 @@ static const struct topo_node *topo_by_key(const struct inspect_snapshot *s, con
 
 static const struct topo_node *topo_by_addr(const struct inspect_snapshot *s, struct in_addr addr)
 {
+	if (s->index) {
+		ssize_t i = ptab_lpm(&s->index->topo_nets, addr, 32);
+
+		return i >= 0 ? &s->topo->nodes[i] : NULL;
+	}
 	for (size_t i = 0; s->topo && i < s->topo->n_nodes; i++)
 		if (s->topo->nodes[i].pod_prefixlen &&
 		    prefix_contains(s->topo->nodes[i].pod_net, s->topo->nodes[i].pod_prefixlen, addr))
@@ -377,11 +589,9 @@ struct cidr {
 	uint8_t len;
 };
 
+/* Duplicates are removed after sorting. */
 static int cidr_add(struct cidr **set, size_t *n, size_t *cap, struct in_addr net, uint8_t len)
 {
-	for (size_t i = 0; i < *n; i++)
-		if ((*set)[i].net.s_addr == net.s_addr && (*set)[i].len == len)
-			return 0;
 	if (*n == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 16;
 		struct cidr *grown = realloc(*set, ncap * sizeof(**set));
@@ -452,8 +662,15 @@ int inspect_routes(const struct inspect_snapshot *s, struct inspect_route_row **
 		if (ret)
 			goto cleanup;
 	}
-	if (n)
+	if (n) {
+		size_t u = 1;
+
 		qsort(set, n, sizeof(*set), cidr_cmp);
+		for (size_t i = 1; i < n; i++)
+			if (cidr_cmp(&set[i], &set[u - 1]))
+				set[u++] = set[i];
+		n = u;
+	}
 
 	rows = calloc(n ? n : 1, sizeof(*rows));
 	if (!rows) {
@@ -638,10 +855,11 @@ int inspect_pods(const struct inspect_snapshot *s, struct inspect_pod_row **out,
 			appendf(r->problem, sizeof(r->problem),
 				"endpoint entry without allocation or veth");
 		}
+		/* Traffic still flows through the kernel's /32 route: degraded, not broken. */
 		if (r->alloc && r->veth && s->dp_loaded && !r->in_endpoints)
-			appendf(r->problem, sizeof(r->problem), "no endpoint map entry");
+			appendf(r->warning, sizeof(r->warning), "no endpoint map entry");
 		if (r->veth && s->dp_loaded && !r->veth->prog_ingress[0])
-			appendf(r->problem, sizeof(r->problem), "no program attached");
+			appendf(r->warning, sizeof(r->warning), "no program attached");
 	}
 	if (n)
 		qsort(rows, n, sizeof(*rows), pod_cmp);
@@ -823,8 +1041,8 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 		snprintf(t.program, sizeof(t.program), "%s", TWILL_PROG_POD);
 		snprintf(t.program_ifname, sizeof(t.program_ifname), "%s", src_veth->info.name);
 		if (!src_ep)
-			step(&t, "note: %s has no endpoint map entry (replies from other pods "
-				 "cannot be delivered to it)", srcs);
+			step(&t, "note: %s has no endpoint map entry (packets to it take the "
+				 "kernel's route)", srcs);
 		step(&t, "%s on %s ingress sees %s -> %s", TWILL_PROG_POD, t.program_ifname, srcs,
 		     dsts);
 		if (dst_ep) {
@@ -917,6 +1135,18 @@ static void problem(struct inspect_health *h, const char *fmt, ...)
 	va_end(ap);
 }
 
+static void warning(struct inspect_health *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warning(struct inspect_health *h, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (h->n_warnings >= INSPECT_MAX_PROBLEMS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(h->warnings[h->n_warnings++], INSPECT_TEXT_MAX, fmt, ap);
+	va_end(ap);
+}
+
 int inspect_health(const struct inspect_snapshot *s, struct inspect_health *out)
 {
 	struct inspect_health h = { .healthy = true };
@@ -985,6 +1215,12 @@ int inspect_health(const struct inspect_snapshot *s, struct inspect_health *out)
 					inet_ntop(AF_INET, &pods[i].addr, net, sizeof(net)) : "",
 				pods[i].veth ? " veth " : "",
 				pods[i].veth ? pods[i].veth->info.name : "", pods[i].problem);
+		if (pods[i].warning[0])
+			warning(&h, "pod %s%s%s: %s (kernel path)",
+				pods[i].alloc || pods[i].in_endpoints ?
+					inet_ntop(AF_INET, &pods[i].addr, net, sizeof(net)) : "",
+				pods[i].veth ? " veth " : "",
+				pods[i].veth ? pods[i].veth->info.name : "", pods[i].warning);
 	}
 	*out = h;
 	ret = 0;

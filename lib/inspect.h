@@ -27,6 +27,8 @@
 #define INSPECT_VETH_PREFIX "tw"
 #define INSPECT_TEXT_MAX 256
 
+struct inspect_index;
+
 struct inspect_link {
 	struct nl_link_info info;
 	char prog_ingress[64];   /* twill program attached at TC ingress, "" when none */
@@ -68,6 +70,8 @@ struct inspect_snapshot {
 	char (*alloc_veths)[IF_NAMESIZE];    /* host veth name per allocation, or NULL */
 
 	struct topology *topo;               /* NULL without --topology */
+
+	struct inspect_index *index;         /* sorted lookups, NULL: linear scans */
 };
 
 struct inspect_options {
@@ -85,6 +89,10 @@ void inspect_snapshot_free(struct inspect_snapshot *s);
 int inspect_read_counters(const char *pin_dir, struct twill_counter counters[TWILL_R_MAX]);
 /* The public key from <state_dir>/private.key, else from the device; never the private key. */
 int inspect_public_key(const struct inspect_options *opt, uint8_t pub[WG_KEY_LEN]);
+
+/* Builds (or rebuilds) s->index: same answers, in log time. Call after filling s. */
+int inspect_snapshot_index(struct inspect_snapshot *s);
+void inspect_index_free(struct inspect_index *ix);
 
 /* Names of enum twill_reason: "TWILL_R_DROP_NO_ROUTE", "drop_no_route", a sentence. */
 const char *inspect_reason_enum_name(int reason);
@@ -126,7 +134,9 @@ struct inspect_pod_row {
 	bool in_endpoints;
 	struct twill_endpoint_value endpoint;
 	const struct inspect_link *veth;     /* host veth, NULL when none */
-	char problem[INSPECT_TEXT_MAX];
+	char problem[INSPECT_TEXT_MAX];      /* a mismatch: unhealthy */
+	/* works, but through the kernel: no endpoint entry or no program on the veth */
+	char warning[INSPECT_TEXT_MAX];
 };
 int inspect_pods(const struct inspect_snapshot *s, struct inspect_pod_row **out,
 		 size_t *count);
@@ -174,6 +184,8 @@ struct inspect_health {
 	size_t pods;
 	char problems[INSPECT_MAX_PROBLEMS][INSPECT_TEXT_MAX];
 	size_t n_problems;
+	char warnings[INSPECT_MAX_PROBLEMS][INSPECT_TEXT_MAX];  /* shown, still healthy */
+	size_t n_warnings;
 };
 int inspect_health(const struct inspect_snapshot *s, struct inspect_health *out);
 

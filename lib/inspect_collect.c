@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cni_plugin.h"
 #include "datapath.h"
 #include "inspect.h"
 #include "log.h"
@@ -166,6 +167,13 @@ static int collect_ipam(struct inspect_snapshot *s, const char *state_dir)
 		return ret == -ENOMEM ? ret : 0;
 	}
 	s->have_ipam = true;
+	/* The CNI plugin's naming rule finds a pod's veth even without an endpoint entry. */
+	s->alloc_veths = calloc(s->n_allocs ? s->n_allocs : 1, sizeof(*s->alloc_veths));
+	if (!s->alloc_veths)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_allocs; i++)
+		cni_host_veth_name(s->allocs[i].container_id, s->allocs[i].ifname,
+				   s->alloc_veths[i]);
 	return 0;
 }
 
@@ -222,6 +230,9 @@ int inspect_collect(const struct inspect_options *opt, struct inspect_snapshot *
 			s->topo = NULL;
 		}
 	}
+	ret = inspect_snapshot_index(s);
+	if (ret < 0)
+		goto cleanup;
 	*out = s;
 	s = NULL;
 	ret = 0;
@@ -244,6 +255,7 @@ void inspect_snapshot_free(struct inspect_snapshot *s)
 	free(s->allocs);
 	free(s->alloc_veths);
 	topology_free(s->topo);
+	inspect_index_free(s->index);
 	free(s);
 }
 
@@ -298,7 +310,7 @@ int inspect_public_key(const struct inspect_options *opt, uint8_t pub[WG_KEY_LEN
 	if (ret < 0 && wg_read(name, WG_BACKEND_USERSPACE, &dev, &used) == 0)
 		ret = 0;
 	if (ret < 0) {
-		log_err("inspect: no key file '%s' and no WireGuard device '%s'", path, name);
+		log_debug("inspect: no key file '%s' and no WireGuard device '%s'", path, name);
 		return ret;
 	}
 	memcpy(pub, dev->public_key, WG_KEY_LEN);

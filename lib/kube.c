@@ -7,19 +7,23 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "atomicfile.h"
 #include "kube.h"
 #include "log.h"
 #include "twill-config.h"
@@ -27,7 +31,9 @@
 #define KUBE_BODY_MAX (64u << 20)
 #define KUBE_LINE_MAX (16u << 20)
 #define KUBE_KEY_ANNOTATION "twill.dev/public-key"
+#define KUBE_ANNOTATION_PREFIX "twill.dev/"
 #define KUBE_PUBLISH_BACKOFF_MAX_MS (5u * 60 * 1000)
+#define KUBE_PUBLISH_MIN_INTERVAL_MS 10000u
 
 /* ---- the cache ---- */
 
@@ -91,26 +97,39 @@ static int copy_field(json_t *dst, json_t *src, const char *key)
 	return json_object_set_new(dst, key, json_deep_copy(v)) ? -ENOMEM : 0;
 }
 
-/* Only what a topology reader can use: heartbeats and images change nothing Twill reads. */
+/*
+ * Only what the topology contract reads: name, twill.dev/ annotations, the pod CIDRs and
+ * the addresses. Heartbeats, images, labels, taints (cordon) and other controllers'
+ * annotations change nothing Twill does, so they must not wake the agent.
+ */
 static json_t *node_reduce(json_t *node)
 {
 	json_t *meta = json_object_get(node, "metadata");
+	json_t *spec = json_object_get(node, "spec");
 	json_t *status = json_object_get(node, "status");
 	const char *name = json_string_value(json_object_get(meta, "name"));
-	json_t *out = NULL, *m, *st;
+	json_t *out = NULL, *ann, *v;
+	const char *key;
 
 	if (!name || !*name)
 		return NULL;
-	out = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "Node",
-			"metadata", "name", name);
+	out = json_pack("{s:s, s:s, s:{s:s, s:{}}, s:{}}", "apiVersion", "v1", "kind", "Node",
+			"metadata", "name", name, "annotations", "spec");
 	if (!out)
 		return NULL;
-	m = json_object_get(out, "metadata");
-	if (copy_field(m, meta, "uid") || copy_field(m, meta, "labels") ||
-	    copy_field(m, meta, "annotations") || copy_field(out, node, "spec"))
+	ann = json_object_get(json_object_get(out, "metadata"), "annotations");
+	json_object_foreach(json_object_get(meta, "annotations"), key, v) {
+		if (strncmp(key, KUBE_ANNOTATION_PREFIX, strlen(KUBE_ANNOTATION_PREFIX)) == 0 &&
+		    json_object_set(ann, key, v))
+			goto fail;
+	}
+	if (copy_field(json_object_get(out, "metadata"), meta, "uid") ||
+	    copy_field(json_object_get(out, "spec"), spec, "podCIDR") ||
+	    copy_field(json_object_get(out, "spec"), spec, "podCIDRs"))
 		goto fail;
 	if (json_object_get(status, "addresses")) {
-		st = json_object();
+		json_t *st = json_object();
+
 		if (!st || json_object_set_new(out, "status", st) ||
 		    copy_field(st, status, "addresses"))
 			goto fail;
@@ -137,7 +156,8 @@ int kube_cache_load_list(struct kube_cache *c, const char *json, size_t len, boo
 	}
 	kind = json_string_value(json_object_get(root, "kind"));
 	items = json_object_get(root, "items");
-	if ((kind && strcmp(kind, "NodeList") != 0) || !json_is_array(items)) {
+	if ((json_object_get(root, "kind") && (!kind || strcmp(kind, "NodeList") != 0)) ||
+	    !json_is_array(items)) {
 		log_err("kube: expected a NodeList with items, got kind '%s'", kind ? kind : "");
 		ret = -EINVAL;
 		goto cleanup;
@@ -540,14 +560,15 @@ static void log_http_failure(const struct kube_config *cfg, const char *what, lo
 	json_decref(st);
 }
 
-typedef int (*kube_progress_fn)(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-				curl_off_t ultotal, curl_off_t ulnow);
+struct kube_watch;
+static void watch_hook(struct kube_watch *w, CURL *curl);
+static bool watch_stopping(struct kube_watch *w);
 
 /* One request, whole body in memory. 0 with *status set when the server answered. */
 static int kube_do(const struct kube_config *cfg, const char *method, const char *path,
 		   const char *content_type, const char *body, unsigned connect_timeout_s,
-		   unsigned total_timeout_s, kube_progress_fn progress, void *progress_arg,
-		   long *status, struct buf *resp)
+		   unsigned total_timeout_s, struct kube_watch *w, long *status,
+		   struct buf *resp)
 {
 	struct kube_req r;
 	char ct[128];
@@ -572,14 +593,11 @@ static int kube_do(const struct kube_config *cfg, const char *method, const char
 	curl_easy_setopt(r.curl, CURLOPT_TIMEOUT, (long)total_timeout_s);
 	curl_easy_setopt(r.curl, CURLOPT_WRITEFUNCTION, body_write);
 	curl_easy_setopt(r.curl, CURLOPT_WRITEDATA, resp);
-	if (progress) {
-		curl_easy_setopt(r.curl, CURLOPT_NOPROGRESS, 0L);
-		curl_easy_setopt(r.curl, CURLOPT_XFERINFOFUNCTION, progress);
-		curl_easy_setopt(r.curl, CURLOPT_XFERINFODATA, progress_arg);
-	}
+	if (w)
+		watch_hook(w, r.curl);
 	rc = curl_easy_perform(r.curl);
 	if (rc != CURLE_OK) {
-		ret = curl_errno(rc);
+		ret = w && watch_stopping(w) ? -ECANCELED : curl_errno(rc);
 		if (ret != -ECANCELED)
 			log_warn("kube: %s: %s %s%s: %s", cfg->source, method, cfg->server, path,
 				 resp->overflow ? "response too large" :
@@ -607,7 +625,7 @@ static bool node_name_valid(const char *name)
 }
 
 static int patch_public_key(const struct kube_config *cfg, const char *node,
-			    const char *key_b64, kube_progress_fn progress, void *arg)
+			    const char *key_b64, struct kube_watch *w)
 {
 	struct buf resp = { .max = KUBE_BODY_MAX };
 	char *path = NULL, *body = NULL;
@@ -633,7 +651,7 @@ static int patch_public_key(const struct kube_config *cfg, const char *node,
 		goto cleanup;
 	}
 	ret = kube_do(cfg, "PATCH", path, "application/merge-patch+json", body, 10, 30,
-		      progress, arg, &status, &resp);
+		      w, &status, &resp);
 	if (ret < 0)
 		goto cleanup;
 	if (status != 200) {
@@ -655,28 +673,36 @@ cleanup:
 int kube_publish_public_key(const struct kube_config *cfg, const char *node,
 			    const char *key_b64)
 {
-	return patch_public_key(cfg, node, key_b64, NULL, NULL);
+	return patch_public_key(cfg, node, key_b64, NULL);
 }
 
 /* ---- the watch thread ---- */
 
-enum { WATCH_ENDED, WATCH_GONE, WATCH_FAILED, WATCH_STOPPED, WATCH_PUBLISH };
+enum { WATCH_ENDED, WATCH_GONE, WATCH_FAILED, WATCH_STOPPED };
 
 struct kube_watch {
-	struct kube_config cfg;
+	struct kube_config *cfg;
 	char *node_name;
 	char *public_key;
+	char *output_path;
 	struct kube_watch_opts opts;
 	pthread_t thread;
 	bool thread_started;
+	pthread_t publisher;
+	bool publisher_started;
 	int efd;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	atomic_bool stop;
-	char *pending;
+	/* under lock */
+	int socks[4];        /* curl's open sockets, shut down by stop */
+	char *pending;       /* the newest NodeList, not yet taken */
 	size_t pending_len;
+	bool publish_needed;
+	uint64_t publish_at;
+	unsigned publish_failures;
 
-	/* the thread's own */
+	/* the watch thread's own */
 	struct kube_cache *cache;
 	char *last_doc;
 	struct buf line;
@@ -684,55 +710,14 @@ struct kube_watch {
 	long status;
 	int stream_result;
 	unsigned events;
-	bool publish_needed;
 	unsigned gone_streak;
 	unsigned seed;
-	uint64_t publish_at;
-	unsigned publish_failures;
+	/* the publisher's own */
+	unsigned pub_seed;
 };
 
-static char *dup_or_null(const char *s, bool *fail)
-{
-	char *d;
-
-	if (!s)
-		return NULL;
-	d = strdup(s);
-	if (!d)
-		*fail = true;
-	return d;
-}
-
-static int config_copy(struct kube_config *dst, const struct kube_config *src)
-{
-	bool fail = false;
-
-	dst->server = dup_or_null(src->server, &fail);
-	dst->ca_file = dup_or_null(src->ca_file, &fail);
-	dst->ca_pem = dup_or_null(src->ca_pem, &fail);
-	dst->token = dup_or_null(src->token, &fail);
-	dst->token_file = dup_or_null(src->token_file, &fail);
-	dst->client_cert_file = dup_or_null(src->client_cert_file, &fail);
-	dst->client_cert_pem = dup_or_null(src->client_cert_pem, &fail);
-	dst->client_key_file = dup_or_null(src->client_key_file, &fail);
-	dst->client_key_pem = dup_or_null(src->client_key_pem, &fail);
-	dst->source = dup_or_null(src->source ? src->source : "kube", &fail);
-	return fail ? -ENOMEM : 0;
-}
-
-static void config_clear(struct kube_config *c)
-{
-	struct kube_config *heap = malloc(sizeof(*heap));
-
-	/* kube_config_free wipes the secrets; reuse it on a heap copy of the fields. */
-	if (heap) {
-		*heap = *c;
-		kube_config_free(heap);
-	}
-	memset(c, 0, sizeof(*c));
-}
-
-static unsigned backoff_ms(struct kube_watch *w, unsigned failures, unsigned cap)
+static unsigned backoff_ms(const struct kube_watch *w, unsigned *seed, unsigned failures,
+			   unsigned cap)
 {
 	uint64_t d = w->opts.backoff_min_ms;
 	unsigned jitter;
@@ -744,7 +729,7 @@ static unsigned backoff_ms(struct kube_watch *w, unsigned failures, unsigned cap
 	/* +-20% so that a thousand agents do not retry in step after an API outage */
 	jitter = (unsigned)(d / 5);
 	if (jitter)
-		d = d - jitter + (uint64_t)(rand_r(&w->seed) % (2 * jitter + 1));
+		d = d - jitter + (uint64_t)(rand_r(seed) % (2 * jitter + 1));
 	return (unsigned)d;
 }
 
@@ -772,15 +757,20 @@ static void watch_check_key(struct kube_watch *w)
 {
 	const char *have;
 
-	if (!w->public_key || w->publish_needed)
+	if (!w->public_key || !json_object_get(w->cache->nodes, w->node_name))
 		return;
 	have = kube_cache_node_annotation(w->cache, w->node_name, KUBE_KEY_ANNOTATION);
-	if (json_object_get(w->cache->nodes, w->node_name) &&
-	    (!have || strcmp(have, w->public_key) != 0)) {
-		log_info("kube: node '%s' carries public key '%s', not ours: publishing again",
+	pthread_mutex_lock(&w->lock);
+	if (have && strcmp(have, w->public_key) == 0) {
+		/* already there (our PATCH, or by hand): a queued PATCH is moot */
+		w->publish_needed = false;
+	} else if (!w->publish_needed) {
+		log_info("kube: node '%s' carries public key '%s', not ours: publishing it",
 			 w->node_name, have ? have : "");
 		w->publish_needed = true;
+		pthread_cond_broadcast(&w->cond);
 	}
+	pthread_mutex_unlock(&w->lock);
 }
 
 static void watch_emit(struct kube_watch *w)
@@ -802,6 +792,14 @@ static void watch_emit(struct kube_watch *w)
 		free(doc);
 		return;
 	}
+	/* the file first: whoever the eventfd wakes may read it at once */
+	if (w->output_path) {
+		int ret = atomic_write_file(w->output_path, doc, len, 0644);
+
+		if (ret < 0)
+			log_err("kube: cannot write the NodeList to '%s': %s", w->output_path,
+				strerror(-ret));
+	}
 	pthread_mutex_lock(&w->lock);
 	free(w->pending);
 	w->pending = copy;
@@ -821,49 +819,118 @@ static int watch_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	struct kube_watch *w = arg;
 
 	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	if (atomic_load(&w->stop)) {
-		w->stream_result = WATCH_STOPPED;
-		return 1;
-	}
-	return 0;
+	return atomic_load(&w->stop) ? 1 : 0;
 }
 
-static int stream_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-			   curl_off_t ultotal, curl_off_t ulnow)
+/*
+ * curl only looks at the stop flag about once a second while a watch is idle; shutting
+ * its sockets down ends the transfer at once. The lock keeps curl from closing (and the
+ * kernel from reusing) a descriptor while stop shuts it down.
+ */
+static curl_socket_t watch_open_socket(void *arg, curlsocktype purpose,
+				       struct curl_sockaddr *addr)
+{
+	struct kube_watch *w = arg;
+	int fd;
+
+	(void)purpose;
+	fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < sizeof(w->socks) / sizeof(w->socks[0]); i++) {
+		if (w->socks[i] < 0) {
+			w->socks[i] = fd;
+			break;
+		}
+	}
+	if (atomic_load(&w->stop))
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&w->lock);
+	return fd;
+}
+
+static int watch_close_socket(void *arg, curl_socket_t fd)
 {
 	struct kube_watch *w = arg;
 
-	if (watch_progress(arg, dltotal, dlnow, ultotal, ulnow))
-		return 1;
-	if (w->publish_needed && now_ms() >= w->publish_at) {
-		w->stream_result = WATCH_PUBLISH;
-		return 1;
-	}
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < sizeof(w->socks) / sizeof(w->socks[0]); i++)
+		if (w->socks[i] == fd)
+			w->socks[i] = -1;
+	close(fd);
+	pthread_mutex_unlock(&w->lock);
 	return 0;
 }
 
-static void watch_publish(struct kube_watch *w)
+static bool watch_stopping(struct kube_watch *w)
 {
+	return atomic_load(&w->stop);
+}
+
+static void watch_hook(struct kube_watch *w, CURL *curl)
+{
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, watch_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, w);
+	curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, watch_open_socket);
+	curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, w);
+	curl_easy_setopt(curl, CURLOPT_CLOSESOCKETFUNCTION, watch_close_socket);
+	curl_easy_setopt(curl, CURLOPT_CLOSESOCKETDATA, w);
+}
+
+/*
+ * The publisher: a thread of its own so that a PATCH (and its retries) never holds up
+ * or restarts the watch. The watch thread only raises publish_needed.
+ */
+static void *publish_main(void *arg)
+{
+	struct kube_watch *w = arg;
 	int ret;
 
-	if (!w->publish_needed || now_ms() < w->publish_at)
-		return;
-	ret = patch_public_key(&w->cfg, w->node_name, w->public_key, watch_progress, w);
-	if (ret == 0) {
+	pthread_mutex_lock(&w->lock);
+	while (!atomic_load(&w->stop)) {
+		uint64_t now = now_ms();
+
+		if (!w->publish_needed) {
+			pthread_cond_wait(&w->cond, &w->lock);
+			continue;
+		}
+		if (now < w->publish_at) {
+			struct timespec ts;
+			uint64_t at = w->publish_at;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)((at - now) / 1000);
+			ts.tv_nsec += (long)((at - now) % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+			continue;
+		}
 		w->publish_needed = false;
-		w->publish_failures = 0;
-		return;
+		pthread_mutex_unlock(&w->lock);
+		ret = patch_public_key(w->cfg, w->node_name, w->public_key, w);
+		pthread_mutex_lock(&w->lock);
+		if (ret == 0) {
+			w->publish_failures = 0;
+			/* at most one PATCH per interval, should something strip the annotation */
+			w->publish_at = now_ms() + KUBE_PUBLISH_MIN_INTERVAL_MS;
+		} else if (ret == -ENOENT) {
+			/* no timer: watch_check_key asks again when the node's ADDED event comes */
+			log_warn("kube: node '%s' is not registered yet; will publish its key "
+				 "when it appears", w->node_name);
+			w->publish_failures = 0;
+		} else if (ret != -ECANCELED) {
+			w->publish_needed = true;
+			w->publish_at = now_ms() + backoff_ms(w, &w->pub_seed, w->publish_failures++,
+							      KUBE_PUBLISH_BACKOFF_MAX_MS);
+		}
 	}
-	if (ret == -ENOENT) {
-		/* no timer: watch_check_key asks again when the node's ADDED event comes */
-		log_warn("kube: node '%s' is not registered yet; will publish its key when "
-			 "it appears", w->node_name);
-		w->publish_needed = false;
-		w->publish_failures = 0;
-		return;
-	}
-	w->publish_at = now_ms() + backoff_ms(w, w->publish_failures++,
-					      KUBE_PUBLISH_BACKOFF_MAX_MS);
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
 }
 
 /* Paginated list into a fresh cache; the old cache stays until the list is whole. */
@@ -899,8 +966,8 @@ static int watch_list(struct kube_watch *w)
 		esc = NULL;
 		free(resp.data);
 		resp = (struct buf){ .max = KUBE_BODY_MAX };
-		ret = kube_do(&w->cfg, "GET", path, NULL, NULL, w->opts.connect_timeout_s, 120,
-			      watch_progress, w, &status, &resp);
+		ret = kube_do(w->cfg, "GET", path, NULL, NULL, w->opts.connect_timeout_s, 120,
+			      w, &status, &resp);
 		if (ret < 0)
 			goto cleanup;
 		if (status == 410) {
@@ -910,7 +977,7 @@ static int watch_list(struct kube_watch *w)
 			goto cleanup;
 		}
 		if (status != 200) {
-			log_http_failure(&w->cfg, "listing nodes", status, &resp);
+			log_http_failure(w->cfg, "listing nodes", status, &resp);
 			ret = status == 401 || status == 403 ? -EACCES : -EIO;
 			goto cleanup;
 		}
@@ -997,16 +1064,22 @@ static size_t stream_header(char *p, size_t size, size_t n, void *arg)
 static int watch_stream(struct kube_watch *w)
 {
 	struct kube_req r;
-	char *path = NULL;
+	char *path = NULL, *rv;
 	uint64_t started = now_ms();
 	CURLcode rc;
 	int ret;
 
-	if (asprintf(&path, "/api/v1/nodes?watch=1&resourceVersion=%s"
-		     "&allowWatchBookmarks=true&timeoutSeconds=%u", w->cache->rv,
-		     w->opts.watch_timeout_s) < 0)
+	/* opaque to clients: whatever the server sent goes back escaped */
+	rv = curl_easy_escape(NULL, w->cache->rv, 0);
+	if (!rv)
 		return WATCH_FAILED;
-	ret = kube_req_init(&r, &w->cfg, path, w->opts.connect_timeout_s);
+	ret = asprintf(&path, "/api/v1/nodes?watch=1&resourceVersion=%s"
+		       "&allowWatchBookmarks=true&timeoutSeconds=%u", rv,
+		       w->opts.watch_timeout_s);
+	curl_free(rv);
+	if (ret < 0)
+		return WATCH_FAILED;
+	ret = kube_req_init(&r, w->cfg, path, w->opts.connect_timeout_s);
 	free(path);
 	if (ret < 0)
 		return WATCH_FAILED;
@@ -1019,15 +1092,15 @@ static int watch_stream(struct kube_watch *w)
 	curl_easy_setopt(r.curl, CURLOPT_HEADERDATA, w);
 	curl_easy_setopt(r.curl, CURLOPT_WRITEFUNCTION, stream_write);
 	curl_easy_setopt(r.curl, CURLOPT_WRITEDATA, w);
-	curl_easy_setopt(r.curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(r.curl, CURLOPT_XFERINFOFUNCTION, stream_progress);
-	curl_easy_setopt(r.curl, CURLOPT_XFERINFODATA, w);
+	watch_hook(w, r.curl);
 	/* the server ends the watch at timeoutSeconds; this only catches a silent peer */
 	curl_easy_setopt(r.curl, CURLOPT_TIMEOUT, (long)w->opts.watch_timeout_s + 60);
 	log_debug("kube: watching nodes from resourceVersion %s", w->cache->rv);
 	rc = curl_easy_perform(r.curl);
+	if (watch_stopping(w))
+		w->stream_result = WATCH_STOPPED;
 	if (rc != CURLE_OK && w->stream_result == WATCH_ENDED) {
-		log_warn("kube: %s: watch of nodes at %s: %s", w->cfg.source, w->cfg.server,
+		log_warn("kube: %s: watch of nodes at %s: %s", w->cfg->source, w->cfg->server,
 			 r.errbuf[0] ? r.errbuf : curl_easy_strerror(rc));
 		w->stream_result = WATCH_FAILED;
 	}
@@ -1040,7 +1113,7 @@ static int watch_stream(struct kube_watch *w)
 		return WATCH_GONE;
 	}
 	if (w->status != 200) {
-		log_http_failure(&w->cfg, "watching nodes", w->status, &w->errbody);
+		log_http_failure(w->cfg, "watching nodes", w->status, &w->errbody);
 		return WATCH_FAILED;
 	}
 	if (w->line.len)
@@ -1060,13 +1133,12 @@ static void *watch_main(void *arg)
 	int ret;
 
 	while (!atomic_load(&w->stop)) {
-		watch_publish(w);
 		if (need_list) {
 			ret = watch_list(w);
 			if (ret == -ECANCELED)
 				break;
 			if (ret < 0) {
-				unsigned ms = backoff_ms(w, failures++, w->opts.backoff_max_ms);
+				unsigned ms = backoff_ms(w, &w->seed, failures++, w->opts.backoff_max_ms);
 
 				log_info("kube: listing nodes again in %u ms", ms);
 				if (!watch_sleep(w, ms))
@@ -1083,20 +1155,18 @@ static void *watch_main(void *arg)
 			failures = 0;
 			w->gone_streak = 0;
 			break;
-		case WATCH_PUBLISH:
-			break;
 		case WATCH_GONE:
 			need_list = true;
 			/* a server that answers 410 to every fresh list must not spin us */
 			if (w->events > 1)
 				w->gone_streak = 0;
 			if (w->gone_streak++ > 0 &&
-			    !watch_sleep(w, backoff_ms(w, w->gone_streak - 2,
+			    !watch_sleep(w, backoff_ms(w, &w->seed, w->gone_streak - 2,
 						       w->opts.backoff_max_ms)))
 				goto out;
 			break;
 		default: {
-			unsigned ms = backoff_ms(w, failures++, w->opts.backoff_max_ms);
+			unsigned ms = backoff_ms(w, &w->seed, failures++, w->opts.backoff_max_ms);
 
 			log_info("kube: watching nodes again in %u ms from resourceVersion %s",
 				 ms, w->cache->rv);
@@ -1115,6 +1185,7 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 	static const struct kube_watch_opts defaults = { 0 };
 	struct kube_watch *w = NULL;
 	pthread_condattr_t ca;
+	sigset_t all, old_mask;
 	bool fail = false;
 	int ret;
 
@@ -1135,13 +1206,15 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 	if (!w)
 		return -ENOMEM;
 	w->efd = -1;
+	for (size_t i = 0; i < sizeof(w->socks) / sizeof(w->socks[0]); i++)
+		w->socks[i] = -1;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&w->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	w->opts = *opts;
-	w->opts.node_name = w->opts.public_key = NULL;
+	w->opts.node_name = w->opts.public_key = w->opts.output_path = NULL;
 	if (!w->opts.page_limit)
 		w->opts.page_limit = 500;
 	if (!w->opts.watch_timeout_s)
@@ -1156,11 +1229,15 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 		w->opts.connect_timeout_s = 10;
 	w->line.max = KUBE_LINE_MAX;
 	w->errbody.max = 64 << 10;
-	w->node_name = dup_or_null(opts->node_name, &fail);
-	w->public_key = dup_or_null(opts->public_key, &fail);
+	w->node_name = opts->node_name ? strdup(opts->node_name) : NULL;
+	w->public_key = opts->public_key ? strdup(opts->public_key) : NULL;
+	w->output_path = opts->output_path ? strdup(opts->output_path) : NULL;
+	fail = (opts->node_name && !w->node_name) || (opts->public_key && !w->public_key) ||
+	       (opts->output_path && !w->output_path);
 	w->publish_needed = w->public_key != NULL;
 	w->seed = (unsigned)now_ms() ^ (unsigned)getpid();
-	ret = config_copy(&w->cfg, cfg);
+	w->pub_seed = ~w->seed;
+	ret = kube_config_dup(cfg, &w->cfg);
 	if (ret < 0 || fail) {
 		ret = -ENOMEM;
 		goto cleanup;
@@ -1173,13 +1250,24 @@ int kube_watch_start(const struct kube_config *cfg, const struct kube_watch_opts
 		ret = -errno;
 		goto cleanup;
 	}
+	/* Signals stay with the caller's thread: the agent takes them through a signalfd,
+	 * which only works when every thread blocks them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old_mask);
 	ret = -pthread_create(&w->thread, NULL, watch_main, w);
+	if (ret == 0) {
+		w->thread_started = true;
+		if (w->public_key) {
+			ret = -pthread_create(&w->publisher, NULL, publish_main, w);
+			w->publisher_started = ret == 0;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	if (ret < 0) {
-		log_err("kube: cannot start the watch thread: %s", strerror(-ret));
+		log_err("kube: cannot start the watch threads: %s", strerror(-ret));
 		goto cleanup;
 	}
-	w->thread_started = true;
-	log_info("kube: watching nodes at %s (%s)", w->cfg.server, w->cfg.source);
+	log_info("kube: watching nodes at %s (%s)", w->cfg->server, w->cfg->source);
 	*out = w;
 	w = NULL;
 cleanup:
@@ -1214,18 +1302,24 @@ void kube_watch_stop(struct kube_watch *w)
 {
 	if (!w)
 		return;
-	if (w->thread_started) {
+	if (w->thread_started || w->publisher_started) {
 		pthread_mutex_lock(&w->lock);
 		atomic_store(&w->stop, true);
+		for (size_t i = 0; i < sizeof(w->socks) / sizeof(w->socks[0]); i++)
+			if (w->socks[i] >= 0)
+				shutdown(w->socks[i], SHUT_RDWR);
 		pthread_cond_broadcast(&w->cond);
 		pthread_mutex_unlock(&w->lock);
-		pthread_join(w->thread, NULL);
+		if (w->thread_started)
+			pthread_join(w->thread, NULL);
+		if (w->publisher_started)
+			pthread_join(w->publisher, NULL);
 	}
 	if (w->efd >= 0)
 		close(w->efd);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
-	config_clear(&w->cfg);
+	kube_config_free(w->cfg);
 	kube_cache_free(w->cache);
 	free(w->pending);
 	free(w->last_doc);
@@ -1233,5 +1327,6 @@ void kube_watch_stop(struct kube_watch *w)
 	free(w->errbody.data);
 	free(w->node_name);
 	free(w->public_key);
+	free(w->output_path);
 	free(w);
 }

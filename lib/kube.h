@@ -23,8 +23,15 @@
  * After each change it builds a whole NodeList document from its cache of nodes; only
  * the newest document is kept (slow readers see the latest state, never a backlog) and
  * the eventfd becomes readable. A document is produced only when the fields Twill reads
- * change: each node is reduced to metadata (name, uid, labels, annotations), spec and
- * status.addresses, so kubelet heartbeats do not wake the agent.
+ * change: each node is reduced to metadata.name, metadata.uid, its twill.dev/
+ * annotations, spec.podCIDR(s) and status.addresses, so kubelet heartbeats, labels,
+ * cordons and other controllers' annotations do not wake the agent.
+ *
+ * With opts.public_key, a second thread PATCHes it onto opts.node_name: at start, and
+ * again whenever the node shows another key or none (a 404 waits for the node to
+ * register), with back-off on errors and at most one PATCH per 10 s. Both threads
+ * block every signal (the agent takes them through a signalfd); kube_watch_stop shuts
+ * their sockets down, so it returns at once.
  */
 
 struct kube_config {
@@ -48,6 +55,7 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config **out);
  * tokenFile, client-certificate[-data], client-key[-data]). Exec plugins, auth
  * providers, passwords and insecure-skip-tls-verify are refused with a message. */
 int kube_config_from_kubeconfig(const char *path, struct kube_config **out);
+int kube_config_dup(const struct kube_config *src, struct kube_config **out);
 void kube_config_free(struct kube_config *cfg);
 /* A projected token file, trimmed; rejects an empty one. */
 int kube_read_token_file(const char *path, char **out);
@@ -64,6 +72,9 @@ struct kube_watch_opts {
 	unsigned backoff_min_ms; /* first retry delay, 0 = 500 */
 	unsigned backoff_max_ms; /* cap, 0 = 30000 */
 	unsigned connect_timeout_s; /* 0 = 10 */
+	const char *output_path; /* NULL, or also written there atomically (0644) before the
+				  * fd fires: a copy for tools (twillctl --topology) and for
+				  * starting from the last list while the API server is down */
 };
 
 struct kube_watch;
@@ -79,7 +90,7 @@ void kube_watch_stop(struct kube_watch *w);
 
 /*
  * Building blocks of the watch, exposed for unit tests: a cache of nodes by name fed
- * with raw watch-stream bytes in arbitrary chunks.
+ * with watch event lines (the stream is split into lines by the watch itself).
  */
 enum kube_event {
 	KUBE_EVENT_NONE,     /* nothing complete yet, or the event changed nothing */

@@ -42,6 +42,43 @@ void kube_config_free(struct kube_config *cfg)
 	free(cfg);
 }
 
+static char *dup_or_null(const char *s, bool *fail)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*fail = true;
+	return d;
+}
+
+int kube_config_dup(const struct kube_config *src, struct kube_config **out)
+{
+	struct kube_config *dst = calloc(1, sizeof(*dst));
+	bool fail = !dst;
+
+	if (fail)
+		return -ENOMEM;
+	dst->server = dup_or_null(src->server, &fail);
+	dst->ca_file = dup_or_null(src->ca_file, &fail);
+	dst->ca_pem = dup_or_null(src->ca_pem, &fail);
+	dst->token = dup_or_null(src->token, &fail);
+	dst->token_file = dup_or_null(src->token_file, &fail);
+	dst->client_cert_file = dup_or_null(src->client_cert_file, &fail);
+	dst->client_cert_pem = dup_or_null(src->client_cert_pem, &fail);
+	dst->client_key_file = dup_or_null(src->client_key_file, &fail);
+	dst->client_key_pem = dup_or_null(src->client_key_pem, &fail);
+	dst->source = dup_or_null(src->source ? src->source : "kube", &fail);
+	if (fail) {
+		kube_config_free(dst);
+		return -ENOMEM;
+	}
+	*out = dst;
+	return 0;
+}
+
 static int read_small_file(const char *path, char **out, size_t *len_out)
 {
 	FILE *f = NULL;
@@ -278,14 +315,12 @@ static int b64_decode_pem(const char *what, const char *b64, const char *source,
 		if (!isspace((unsigned char)b64[i]))
 			clean[clean_len++] = b64[i];
 	clean[clean_len] = '\0';
-	if (clean_len == 0 || clean_len % 4) {
-		ret = -EINVAL;
-		goto bad;
-	}
-	got = EVP_DecodeBlock(bin, (unsigned char *)clean, (int)clean_len);
+	got = clean_len && clean_len % 4 == 0 ?
+	      EVP_DecodeBlock(bin, (unsigned char *)clean, (int)clean_len) : -1;
 	if (got < 0) {
+		log_err("kube: %s: %s is not valid base64", source, what);
 		ret = -EINVAL;
-		goto bad;
+		goto cleanup;
 	}
 	while (pad < 2 && clean[clean_len - 1 - pad] == '=')
 		pad++;
@@ -299,9 +334,6 @@ static int b64_decode_pem(const char *what, const char *b64, const char *source,
 	*out = (char *)bin;
 	bin = NULL;
 	ret = 0;
-	goto cleanup;
-bad:
-	log_err("kube: %s: %s is not valid base64", source, what);
 cleanup:
 	free(clean);
 	free(bin);

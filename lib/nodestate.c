@@ -67,7 +67,7 @@ int nodestate_write(const char *state_dir, const struct nodestate *ns)
 	}
 	cidr_to_string(ns->pod_net, ns->pod_prefixlen, pod, sizeof(pod));
 	cidr_to_string(ns->cluster_net, ns->cluster_prefixlen, cluster, sizeof(cluster));
-	root = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:b, s:b, s:I, s:s}",
+	root = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:b, s:b, s:I, s:s, s:s, s:I}",
 			 "nodeName", ns->node_name,
 			 "podCIDR", pod,
 			 "clusterCIDR", cluster,
@@ -79,7 +79,9 @@ int nodestate_write(const char *state_dir, const struct nodestate *ns)
 			 "dataplaneLoaded", ns->dataplane_loaded,
 			 "strict", ns->strict,
 			 "lastReconcile", (json_int_t)ns->last_reconcile_unix,
-			 "lastError", ns->last_error);
+			 "lastError", ns->last_error,
+			 "lastRecovery", ns->last_recovery,
+			 "lastRecoveryTime", (json_int_t)ns->last_recovery_unix);
 	if (!root)
 		return -EINVAL;
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -136,7 +138,7 @@ int nodestate_read(const char *state_dir, struct nodestate *out)
 	char path[PATH_MAX], pod[32], cluster[32];
 	struct nodestate ns;
 	json_error_t jerr;
-	json_int_t mtu, port, last;
+	json_int_t mtu, port, last, last_rec = 0;
 	json_t *root;
 	FILE *f;
 	int ret = -EINVAL;
@@ -178,9 +180,16 @@ int nodestate_read(const char *state_dir, struct nodestate *out)
 		log_err("node state '%s': clusterCIDR '%s' is not an IPv4 CIDR", path, cluster);
 		goto cleanup;
 	}
+	/* written by newer agents only: absent is "nothing recovered" */
+	if (json_object_get(root, "lastRecovery") &&
+	    (copy_string(root, "lastRecovery", ns.last_recovery, sizeof(ns.last_recovery),
+			 path) < 0 ||
+	     get_int(root, "lastRecoveryTime", 0, INT64_MAX, &last_rec, path) < 0))
+		goto cleanup;
 	ns.mtu = (unsigned int)mtu;
 	ns.listen_port = (uint16_t)port;
 	ns.last_reconcile_unix = last;
+	ns.last_recovery_unix = last_rec;
 	*out = ns;
 	ret = 0;
 cleanup:

@@ -27,6 +27,8 @@ struct nodestate {
 	bool strict;
 	int64_t last_reconcile_unix;
 	char last_error[512];       /* "" when the last reconcile succeeded */
+	char last_recovery[256];    /* what the agent last repaired by itself; "" when nothing */
+	int64_t last_recovery_unix;
 };
 
 int nodestate_write(const char *state_dir, const struct nodestate *ns);

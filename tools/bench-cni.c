@@ -36,6 +36,8 @@ struct contender {
 	char conf[2048];
 	double *add_ms;
 	double *del_ms;
+	double *add_cpu_ms;   /* user + system: what the plugin itself costs, less load-bound */
+	double *del_cpu_ms;
 	long maxrss_kb;
 };
 
@@ -107,7 +109,7 @@ static double now_ms(void)
 /* One plugin execution; *ms is fork-to-reap wall time. */
 static int exec_plugin(const struct contender *c, const char *cmd, const char *id,
 		       const char *netns, const char *cni_path, bool verbose, double *ms,
-		       long *maxrss_kb)
+		       double *cpu_ms, long *maxrss_kb)
 {
 	char e_cmd[64], e_id[128], e_ns[128], e_path[PATH_MAX + 16];
 	char *envp[] = { e_cmd, e_id, e_ns, "CNI_IFNAME=eth0", e_path,
@@ -160,6 +162,8 @@ static int exec_plugin(const struct contender *c, const char *cmd, const char *i
 	if (wait4(pid, &status, 0, &ru) < 0)
 		return -errno;
 	*ms = now_ms() - t0;
+	*cpu_ms = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+		  (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 	*maxrss_kb = ru.ru_maxrss;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "twill-bench: %s %s %s failed (status %d): %s\n", c->label, cmd, id,
@@ -226,10 +230,13 @@ static int find_twill(char *out, size_t len)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: twill-bench cni [--runs N] [--json] [--twill PATH] [--cni-dir DIR] [--verbose]\n"
+	fprintf(f, "usage: twill-bench cni [--runs N] [--json] [--twill PATH] [--cni-dir DIR]\n"
+		   "                       [--tmpdir DIR] [--verbose]\n"
 		   "  Times CNI ADD and DEL of twill and of ptp + host-local (from --cni-dir,\n"
 		   "  default /usr/lib/cni), N runs each (default 20, at most %d), in fresh\n"
-		   "  network namespaces inside a private one. Needs root.\n", RUNS_MAX);
+		   "  network namespaces inside a private one. Both plugins keep their address\n"
+		   "  store under --tmpdir (default /tmp; a tmpfs there leaves out disk flushes).\n"
+		   "  Needs root.\n", RUNS_MAX);
 }
 
 static void rm_tree(const char *dir)
@@ -253,6 +260,7 @@ int bench_cni_main(int argc, char **argv)
 		{ "twill", required_argument, NULL, 't' },
 		{ "cni-dir", required_argument, NULL, 'd' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "tmpdir", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -260,8 +268,11 @@ int bench_cni_main(int argc, char **argv)
 		{ .label = "twill", .netname = "bench-twill" },
 		{ .label = "ptp+host-local", .netname = "bench-ptp" },
 	};
-	char tmp[] = "/tmp/twill-bench-cni.XXXXXX", cni_path[2 * PATH_MAX + 2], twill_dir[PATH_MAX];
+	char tmp[PATH_MAX], cni_path[2 * PATH_MAX + 2], twill_dir[PATH_MAX];
+	const char *tmpdir = "/tmp";
 	const char *cni_dir = "/usr/lib/cni";
+	struct contender floor = { .label = "twill VERSION", .netname = "bench-floor" };
+	double *floor_ms = NULL, *floor_cpu_ms = NULL;
 	bool json = false, verbose = false;
 	long runs = 20;
 	int opt, rc = 1;
@@ -269,7 +280,7 @@ int bench_cni_main(int argc, char **argv)
 
 	optind = 1;
 	c[0].path[0] = '\0';
-	while ((opt = getopt_long(argc, argv, "n:jt:d:vh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:jt:d:vT:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'n': {
 			char *end;
@@ -286,6 +297,7 @@ int bench_cni_main(int argc, char **argv)
 		case 't': snprintf(c[0].path, sizeof(c[0].path), "%s", optarg); break;
 		case 'd': cni_dir = optarg; break;
 		case 'v': verbose = true; break;
+		case 'T': tmpdir = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -313,22 +325,35 @@ int bench_cni_main(int argc, char **argv)
 		fprintf(stderr, "twill-bench cni: unshare(CLONE_NEWNET): %s\n", strerror(errno));
 		return 1;
 	}
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/twill-bench-cni.XXXXXX", tmpdir) >= 512) {
+		fprintf(stderr, "twill-bench cni: --tmpdir '%s' is too long\n", tmpdir);
+		return 2;
+	}
 	if (!mkdtemp(tmp)) {
 		fprintf(stderr, "twill-bench cni: mkdtemp: %s\n", strerror(errno));
 		return 1;
 	}
 	snprintf(c[0].conf, sizeof(c[0].conf),
 		 "{\"cniVersion\":\"1.0.0\",\"name\":\"bench-twill\",\"type\":\"twill\","
-		 "\"podCIDR\":\"10.201.0.0/24\",\"mtu\":1440,\"stateDir\":\"%s/twill\","
-		 "\"bpfPinDir\":\"%s/no-bpf\"}", tmp, tmp);
+		 "\"podCIDR\":\"10.201.0.0/24\",\"mtu\":1440,\"stateDir\":\"%.512s/twill\","
+		 "\"bpfPinDir\":\"%.512s/no-bpf\"}", tmp, tmp);
 	snprintf(c[1].conf, sizeof(c[1].conf),
 		 "{\"cniVersion\":\"1.0.0\",\"name\":\"bench-ptp\",\"type\":\"ptp\",\"ipMasq\":false,"
 		 "\"mtu\":1440,\"ipam\":{\"type\":\"host-local\",\"subnet\":\"10.202.0.0/24\","
-		 "\"dataDir\":\"%s/host-local\",\"routes\":[{\"dst\":\"0.0.0.0/0\"}]}}", tmp);
+		 "\"dataDir\":\"%.512s/host-local\",\"routes\":[{\"dst\":\"0.0.0.0/0\"}]}}", tmp);
+	/* what exec alone costs here: the same binary answering VERSION */
+	memcpy(floor.path, c[0].path, sizeof(floor.path));
+	snprintf(floor.conf, sizeof(floor.conf), "{\"cniVersion\":\"1.0.0\"}");
+	floor_ms = calloc((size_t)runs, sizeof(double));
+	floor_cpu_ms = calloc((size_t)runs, sizeof(double));
+	if (!floor_ms || !floor_cpu_ms)
+		goto cleanup;
 	for (int k = 0; k < 2; k++) {
 		c[k].add_ms = calloc((size_t)runs, sizeof(double));
 		c[k].del_ms = calloc((size_t)runs, sizeof(double));
-		if (!c[k].add_ms || !c[k].del_ms)
+		c[k].add_cpu_ms = calloc((size_t)runs, sizeof(double));
+		c[k].del_cpu_ms = calloc((size_t)runs, sizeof(double));
+		if (!c[k].add_ms || !c[k].del_ms || !c[k].add_cpu_ms || !c[k].del_cpu_ms)
 			goto cleanup;
 	}
 
@@ -336,7 +361,7 @@ int bench_cni_main(int argc, char **argv)
 	for (long i = -1; i < runs; i++) {
 		struct podns ns[2] = { 0 };
 		char id[64];
-		double ms;
+		double ms, cpu;
 		long rss;
 
 		for (int k = 0; k < 2; k++)
@@ -349,22 +374,33 @@ int bench_cni_main(int argc, char **argv)
 			int k = (int)((i + j) & 1);   /* alternate who goes first */
 
 			snprintf(id, sizeof(id), "bench-%s-%ld", c[k].netname, i + 1);
-			if (exec_plugin(&c[k], "ADD", id, ns[k].path, cni_path, verbose, &ms, &rss) < 0)
+			if (exec_plugin(&c[k], "ADD", id, ns[k].path, cni_path, verbose, &ms, &cpu,
+					&rss) < 0)
 				goto run_failed;
 			if (i >= 0) {
 				c[k].add_ms[i] = ms;
+				c[k].add_cpu_ms[i] = cpu;
 				if (rss > c[k].maxrss_kb)
 					c[k].maxrss_kb = rss;
 			}
+		}
+		if (exec_plugin(&floor, "VERSION", "floor", ns[0].path, cni_path, verbose, &ms, &cpu,
+				&rss) < 0)
+			goto run_failed;
+		if (i >= 0) {
+			floor_ms[i] = ms;
+			floor_cpu_ms[i] = cpu;
 		}
 		for (int j = 0; j < 2; j++) {
 			int k = (int)((i + j) & 1);
 
 			snprintf(id, sizeof(id), "bench-%s-%ld", c[k].netname, i + 1);
-			if (exec_plugin(&c[k], "DEL", id, ns[k].path, cni_path, verbose, &ms, &rss) < 0)
+			if (exec_plugin(&c[k], "DEL", id, ns[k].path, cni_path, verbose, &ms, &cpu,
+					&rss) < 0)
 				goto run_failed;
 			if (i >= 0) {
 				c[k].del_ms[i] = ms;
+				c[k].del_cpu_ms[i] = cpu;
 				if (rss > c[k].maxrss_kb)
 					c[k].maxrss_kb = rss;
 			}
@@ -381,43 +417,56 @@ run_failed:
 	}
 
 	{
-		double am[2], ap[2], dm[2], dp[2];
+		double am[2], ap[2], dm[2], dp[2], ac[2], dc[2];
+		double fm = percentile(floor_ms, done, 50), fc = percentile(floor_cpu_ms, done, 50);
 
 		for (int k = 0; k < 2; k++) {
 			am[k] = percentile(c[k].add_ms, done, 50);
 			ap[k] = percentile(c[k].add_ms, done, 99);
 			dm[k] = percentile(c[k].del_ms, done, 50);
 			dp[k] = percentile(c[k].del_ms, done, 99);
+			ac[k] = percentile(c[k].add_cpu_ms, done, 50);
+			dc[k] = percentile(c[k].del_cpu_ms, done, 50);
 		}
 		if (json) {
 			printf("{\"runs\":%zu,\"cniVersion\":\"1.0.0\",\"plugins\":{", done);
 			for (int k = 0; k < 2; k++)
-				printf("%s\"%s\":{\"add_ms\":{\"median\":%.3f,\"p99\":%.3f},"
-				       "\"del_ms\":{\"median\":%.3f,\"p99\":%.3f},\"peak_rss_kb\":%ld}",
-				       k ? "," : "", c[k].label, am[k], ap[k], dm[k], dp[k],
+				printf("%s\"%s\":{\"add_ms\":{\"median\":%.3f,\"p99\":%.3f,"
+				       "\"cpu_median\":%.3f},\"del_ms\":{\"median\":%.3f,\"p99\":%.3f,"
+				       "\"cpu_median\":%.3f},\"peak_rss_kb\":%ld}",
+				       k ? "," : "", c[k].label, am[k], ap[k], ac[k], dm[k], dp[k], dc[k],
 				       c[k].maxrss_kb);
-			printf("},\"ratio\":{\"add_median\":%.2f,\"add_p99\":%.2f,\"del_median\":%.2f,"
-			       "\"del_p99\":%.2f,\"peak_rss\":%.2f}}\n", am[1] / am[0], ap[1] / ap[0],
-			       dm[1] / dm[0], dp[1] / dp[0],
+			printf("},\"exec_floor_ms\":{\"median\":%.3f,\"cpu_median\":%.3f}", fm, fc);
+			printf(",\"ratio\":{\"add_median\":%.2f,\"add_p99\":%.2f,\"del_median\":%.2f,"
+			       "\"del_p99\":%.2f,\"add_cpu\":%.2f,\"peak_rss\":%.2f}}\n", am[1] / am[0],
+			       ap[1] / ap[0], dm[1] / dm[0], dp[1] / dp[0], ac[1] / ac[0],
 			       (double)c[1].maxrss_kb / (double)(c[0].maxrss_kb ? c[0].maxrss_kb : 1));
 		} else {
 			printf("CNI latency, %zu runs each, fresh namespaces, fork to reap "
-			       "(spec 1.0.0)\n\n", done);
-			printf("%-16s %11s %9s %11s %9s %10s\n", "plugin", "ADD median", "ADD p99",
-			       "DEL median", "DEL p99", "peak RSS");
+			       "(spec 1.0.0); cpu = user + system of the plugin\n\n", done);
+			printf("%-15s %10s %9s %8s %10s %9s %8s %9s\n", "plugin", "ADD median",
+			       "ADD p99", "ADD cpu", "DEL median", "DEL p99", "DEL cpu", "peak RSS");
 			for (int k = 0; k < 2; k++)
-				printf("%-16s %8.2f ms %6.2f ms %8.2f ms %6.2f ms %7.1f MB\n", c[k].label,
-				       am[k], ap[k], dm[k], dp[k], (double)c[k].maxrss_kb / 1024.0);
-			printf("%-16s %10.1fx %8.1fx %10.1fx %8.1fx %9.1fx\n", "ptp / twill",
-			       am[1] / am[0], ap[1] / ap[0], dm[1] / dm[0], dp[1] / dp[0],
+				printf("%-15s %7.2f ms %6.2f ms %5.2f ms %7.2f ms %6.2f ms %5.2f ms %6.1f MB\n",
+				       c[k].label, am[k], ap[k], ac[k], dm[k], dp[k], dc[k],
+				       (double)c[k].maxrss_kb / 1024.0);
+			printf("%-15s %9.1fx %8.1fx %7.1fx %9.1fx %8.1fx %7.1fx %8.1fx\n", "ptp / twill",
+			       am[1] / am[0], ap[1] / ap[0], ac[1] / ac[0], dm[1] / dm[0], dp[1] / dp[0],
+			       dc[1] / dc[0],
 			       (double)c[1].maxrss_kb / (double)(c[0].maxrss_kb ? c[0].maxrss_kb : 1));
+			printf("\nexec floor here (twill VERSION, same way): %.2f ms median, %.2f ms cpu\n",
+			       fm, fc);
 		}
 	}
 	rc = 0;
 cleanup:
+	free(floor_ms);
+	free(floor_cpu_ms);
 	for (int k = 0; k < 2; k++) {
 		free(c[k].add_ms);
 		free(c[k].del_ms);
+		free(c[k].add_cpu_ms);
+		free(c[k].del_cpu_ms);
 	}
 	rm_tree(tmp);
 	return rc;

@@ -4,5 +4,7 @@
 
 /* One function per twill-bench subcommand; argv[0] is the subcommand's name. */
 int bench_cni_main(int argc, char **argv);
+int bench_run_main(int argc, char **argv);
+int bench_rr_main(int argc, char **argv);
 
 #endif

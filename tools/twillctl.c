@@ -82,7 +82,9 @@ static const char help_status[] =
 	"  peers           peers with a handshake in the last 180 s / all peers\n"
 	"  pods            allocations in the IPAM store\n"
 	"  last reconcile  when the agent last reconciled successfully, and its last error\n"
-	"  health          healthy, or UNHEALTHY followed by one line per problem\n"
+	"  health          healthy, or UNHEALTHY followed by one line per problem ('-');\n"
+	"                  warnings ('~') do not make it unhealthy: a pod whose packets take\n"
+	"                  the kernel's route because its endpoint entry or program is missing\n"
 	"Exit 1 when unhealthy: a stale peer, a route disagreement, a pod mismatch, a failed\n"
 	"reconcile, or a dataplane that should be loaded and is not.\n";
 
@@ -125,8 +127,10 @@ static const char help_pods[] =
 	"  HOST VETH   host end of the pod's veth ('tw' + 13 hex digits), '-' none\n"
 	"  MAC         the pod interface's MAC, from the endpoint map\n"
 	"  PROGRAM     twill program attached at the host veth's TC ingress, '-' none\n"
-	"  STATUS      ok, or: allocation without veth, veth without allocation, no endpoint\n"
-	"              map entry, endpoint entry without allocation or veth, no program attached\n"
+	"  STATUS      ok, or the mismatch: allocation without veth, veth without allocation,\n"
+	"              endpoint entry without allocation or veth; 'ok, kernel path: ...' when\n"
+	"              the pod works through the kernel's route because it has no endpoint map\n"
+	"              entry or no program attached (a warning, not a mismatch)\n"
 	"Exit 1 on any mismatch.\n";
 
 static const char help_trace[] =
@@ -381,10 +385,17 @@ static int cmd_status(struct ctl *ctl, const struct inspect_snapshot *s)
 		json_object_set_new(j, "last_reconcile_unix", s->have_state && s->state.last_reconcile_unix ?
 			json_integer(s->state.last_reconcile_unix) : json_null());
 		json_object_set_new(j, "last_error", json_str_or_null(s->have_state ? s->state.last_error : ""));
+		json_object_set_new(j, "last_recovery", json_str_or_null(s->have_state ? s->state.last_recovery : ""));
+		json_object_set_new(j, "last_recovery_unix", s->have_state && s->state.last_recovery_unix ?
+			json_integer(s->state.last_recovery_unix) : json_null());
 		json_object_set_new(j, "healthy", json_boolean(h.healthy));
 		for (size_t i = 0; i < h.n_problems; i++)
 			json_array_append_new(problems, json_string(h.problems[i]));
 		json_object_set_new(j, "problems", problems);
+		problems = json_array();
+		for (size_t i = 0; i < h.n_warnings; i++)
+			json_array_append_new(problems, json_string(h.warnings[i]));
+		json_object_set_new(j, "warnings", problems);
 		json_print(j);
 		return h.healthy ? EXIT_HEALTHY : EXIT_UNHEALTHY;
 	}
@@ -443,16 +454,21 @@ static int cmd_status(struct ctl *ctl, const struct inspect_snapshot *s)
 		else
 			printf("last reconcile:  never\n");
 		printf("last error:      %s\n", s->state.last_error[0] ? s->state.last_error : "none");
+		if (s->state.last_recovery[0])
+			printf("last recovery:   %s: %s\n",
+			       age_str(s->now - s->state.last_recovery_unix, b1, sizeof(b1)),
+			       s->state.last_recovery);
 	}
-	if (h.healthy) {
-		printf("health:          healthy\n");
-		return EXIT_HEALTHY;
-	}
-	printf("health:          UNHEALTHY (%zu problem%s)\n", h.n_problems,
-	       h.n_problems == 1 ? "" : "s");
+	if (h.healthy)
+		printf("health:          healthy%s\n", h.n_warnings ? ", with warnings" : "");
+	else
+		printf("health:          UNHEALTHY (%zu problem%s)\n", h.n_problems,
+		       h.n_problems == 1 ? "" : "s");
 	for (size_t i = 0; i < h.n_problems; i++)
 		printf("  - %s\n", h.problems[i]);
-	return EXIT_UNHEALTHY;
+	for (size_t i = 0; i < h.n_warnings; i++)
+		printf("  ~ warning: %s\n", h.warnings[i]);
+	return h.healthy ? EXIT_HEALTHY : EXIT_UNHEALTHY;
 }
 
 /* ---- peers --------------------------------------------------------------- */
@@ -652,7 +668,8 @@ static int cmd_pods(struct ctl *ctl, const struct inspect_snapshot *s)
 	table_row(&t, "CONTAINER", "IFNAME", "POD IP", "HOST VETH", "MAC", "PROGRAM", "STATUS");
 	for (size_t i = 0; i < n; i++) {
 		const struct inspect_pod_row *r = &rows[i];
-		char cid[16] = "", ipb[INET_ADDRSTRLEN] = "", mac[24] = "";
+		char cid[16] = "", ipb[INET_ADDRSTRLEN] = "", mac[24] = "",
+		     st[2 * INSPECT_TEXT_MAX + 32];
 		bool has_addr = r->alloc || r->in_endpoints;
 
 		if (r->alloc)
@@ -662,10 +679,17 @@ static int cmd_pods(struct ctl *ctl, const struct inspect_snapshot *s)
 		if (r->in_endpoints)
 			mac_str(r->endpoint.pod_mac, mac, sizeof(mac));
 		healthy &= !r->problem[0];
+		if (r->problem[0])
+			snprintf(st, sizeof(st), "%s%s%s", r->problem, r->warning[0] ? "; " : "",
+				 r->warning);
+		else if (r->warning[0])
+			snprintf(st, sizeof(st), "ok, kernel path: %s", r->warning);
+		else
+			snprintf(st, sizeof(st), "ok");
 		table_row(&t, cid, r->alloc ? r->alloc->ifname : "", ipb,
 			  r->veth ? r->veth->info.name : "", mac,
-			  r->veth ? r->veth->prog_ingress : "", r->problem[0] ? r->problem : "ok");
-		json_array_append_new(arr, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:b,s:o}",
+			  r->veth ? r->veth->prog_ingress : "", st);
+		json_array_append_new(arr, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:b,s:o,s:o}",
 			"container_id", json_str_or_null(r->alloc ? r->alloc->container_id : ""),
 			"ifname", json_str_or_null(r->alloc ? r->alloc->ifname : ""),
 			"pod_ip", json_str_or_null(ipb),
@@ -676,7 +700,8 @@ static int cmd_pods(struct ctl *ctl, const struct inspect_snapshot *s)
 			"program", json_str_or_null(r->veth ? r->veth->prog_ingress : ""),
 			"in_endpoint_map", r->in_endpoints,
 			"ok", !r->problem[0],
-			"problem", json_str_or_null(r->problem)));
+			"problem", json_str_or_null(r->problem),
+			"warning", json_str_or_null(r->warning)));
 	}
 	free(rows);
 	if (ctl->json) {

@@ -296,12 +296,13 @@ int main(int argc, char **argv)
 		printf("reconcile %s nodes=%zu peers=%zu added=%zu removed=%zu updated=%zu "
 		       "unchanged=%zu routes_changed=%zu routes_removed=%zu bpf_changed=%zu "
 		       "bpf_removed=%zu mtu=%u dataplane=%s parse_ms=%.2f diff_ms=%.2f "
-		       "apply_ms=%.2f total_ms=%.2f\n",
+		       "apply_ms=%.2f total_ms=%.2f device_ms=%.2f peers_ms=%.2f mtu_ms=%.2f "
+		       "routes_ms=%.2f bpf_ms=%.2f\n",
 		       ret < 0 ? "failed" : "ok", st.nodes, st.peers, st.peers_added,
 		       st.peers_removed, st.peers_updated, st.peers_unchanged, st.routes_changed,
 		       st.routes_removed, st.bpf_changed, st.bpf_removed, st.mtu,
 		       st.dataplane_loaded ? "bpf" : "routes", st.parse_ms, st.diff_ms, st.apply_ms,
-		       st.total_ms);
+		       st.total_ms, st.device_ms, st.peers_ms, st.mtu_ms, st.routes_ms, st.bpf_ms);
 	} else {
 		ret = agent_run(a);
 	}

@@ -6,8 +6,8 @@
 # still configures its peers from the node list, publishes its key with a PATCH, adds a
 # node the watch reports ADDED and removes one reported DELETED. Everything runs inside
 # one throwaway network namespace (the replay server on its loopback, userspace
-# WireGuard), so nothing touches the host's network. (lib/kube restarts its watch from
-# the last resourceVersion after each key PATCH, hence one scripted watch per event.)
+# WireGuard), so nothing touches the host's network. (lib/kube publishes from a thread
+# of its own and keeps its watch open, so both events come on one watch.)
 set -euo pipefail
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -69,8 +69,8 @@ d = node("kb-node-d", 120, "10.244.4.0/24", KEYS["d"], "203.0.113.4")
 json.dump({"token": "kb-token-1",
   "patch": [{"status": 200, "body": a}, {"status": 200, "body": a}, {"status": 200, "body": a}],
   "list": [{"body": nodelist([a, b, c], 100)}],
-  "watch": [{"events": [{"sleep": 2.0}, event("ADDED", d)], "end": "hold"},
-            {"events": [{"sleep": 2.0}, event("DELETED", c)], "end": "hold"}]},
+  "watch": [{"events": [{"sleep": 2.0}, event("ADDED", d), {"sleep": 2.0}, event("DELETED", c)],
+             "end": "hold"}]},
   open(T + "/scenario.json", "w"))
 '
 kr_start "$KR_TMP/scenario.json"

@@ -10,8 +10,8 @@
 #   reachable, and the running ping loses nothing;
 # - kill -9 of the agent and a restart: the ping runs on, the restarted agent adopts
 #   every peer unchanged;
-# - a bad topology keeps the last good state and is reported in node.json; a removed
-#   node loses its peer and its route;
+# - a bad topology keeps the last good state and is reported in node.json; drift (a
+#   deleted route or peer) is repaired on SIGHUP; a removed node loses its peer and route;
 # - SIGTERM leaves the dataplane running; `twilld cleanup` removes what the agent made
 #   but keeps the key.
 set -euo pipefail
@@ -150,9 +150,11 @@ ping_check() {
 	echo "ok: $(grep 'packets transmitted' "$WORK/$1.ping") during $1"
 }
 
-ping_start join n1-p1 n2-p1 400
+ping_start join n1-p1 n2-p1 150
 sleep 1
+t0=$SECONDS
 lab add-node --pods 1 > "$WORK/add.out" 2>&1 || { cat "$WORK/add.out"; fail "twill-lab add-node failed"; }
+echo "ok: twill-lab add-node took $((SECONDS - t0)) s"
 wait_for 10 bash -c "[ \$(nsenter --net=/var/run/netns/$P-n1 wg show $(wgdev n1) peers | wc -l) = 3 ]" ||
 	fail "n1 did not add n4 as a peer"
 [ "$(endpoint n1 n4)" = 198.18.0.4:51820 ] || fail "n1 reaches n4 at '$(endpoint n1 n4)'"
@@ -201,6 +203,17 @@ mv "$TOPO.tmp" "$TOPO"
 wait_for 5 bash -c "jq -e '.lastError == \"\"' $LABDIR/n1/state/node.json > /dev/null" ||
 	fail "n1's node.json still reports an error after the good topology came back"
 echo "ok: bad topologies (invalid JSON, bad key) logged, last good state kept"
+
+# --- drift on the node is repaired (SIGHUP; the periodic resync does the same) ---------
+ip -n "$P-n1" route del 10.244.3.0/24
+in_ns "$P-n1" wg set "$(wgdev n1)" peer "$(key_of n3)" remove
+kill -HUP "$(agent_pid n1)"
+wait_for 5 bash -c "ip -n $P-n1 route show 10.244.3.0/24 | grep -q 'dev $(wgdev n1)'" ||
+	fail "SIGHUP did not restore the route to n3's pods"
+wait_for 5 bash -c "[ \$(nsenter --net=/var/run/netns/$P-n1 wg show $(wgdev n1) peers | wc -l) = 3 ]" ||
+	fail "SIGHUP did not restore n3's peer"
+pingpod n1-p1 n3-p1
+echo "ok: a deleted route and peer came back on SIGHUP"
 
 # --- a removed node loses its peer and route ------------------------------------------
 jq '.items |= map(select(.metadata.name != "n4"))' "$WORK/good.json" > "$TOPO.tmp"

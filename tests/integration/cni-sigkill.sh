@@ -6,25 +6,32 @@ set -euo pipefail
 CN_TEST=kill
 . "$(dirname "$0")/cni-lib.sh"
 command -v timeout >/dev/null || cn_skip "timeout missing"
-N=16
+MAX=40      # attempts at most
+WANT=6      # kills that land after the allocation, before stopping early
 conf=$(cn_conf 1.1.0)
 echo "$conf" > "$CN_STATE/conf.json"
 killed=0 mid=0
 
-# how long a whole ADD takes here, launched the same way: the kills spread over it
-cn_pod_add 0
-t0=$(date +%s%N)
-nsenter --net="/var/run/netns/$CN_HOST" timeout --foreground -s KILL 5 env -i CNI_COMMAND=ADD \
-  CNI_CONTAINERID="probe-$$" CNI_NETNS="/var/run/netns/$(cn_pod 0)" CNI_IFNAME=eth0 \
-  "$TWILL" < "$CN_STATE/conf.json" >/dev/null 2>>"$CN_STATE/stderr.log" || cn_fail "probe ADD failed"
-T=$(( ($(date +%s%N) - t0) / 1000 ))
-echo "a full ADD takes ${T} us here"
-echo "$conf" | cn_run DEL "probe-$$" "$(cn_pod 0)" eth0 || cn_fail "probe DEL failed"
+# how long a whole ADD takes here, launched the same way (median of 3): kills spread over it
+for p in 1 2 3; do
+  cn_pod_add "probe$p"
+  t0=$(date +%s%N)
+  nsenter --net="/var/run/netns/$CN_HOST" timeout --foreground -s KILL 5 env -i CNI_COMMAND=ADD \
+    CNI_CONTAINERID="probe$p-$$" CNI_NETNS="/var/run/netns/$(cn_pod "probe$p")" CNI_IFNAME=eth0 \
+    "$TWILL" < "$CN_STATE/conf.json" >/dev/null 2>>"$CN_STATE/stderr.log" || cn_fail "probe ADD failed"
+  echo $(( ($(date +%s%N) - t0) / 1000 ))
+  echo "$conf" | cn_run DEL "probe$p-$$" "$(cn_pod "probe$p")" eth0 || cn_fail "probe DEL failed"
+done > "$CN_STATE/probes"
+T=$(sort -n "$CN_STATE/probes" | sed -n 2p)
+echo "a full ADD takes about ${T} us here"
 
-for i in $(seq 1 $N); do
+N=0
+for i in $(seq 1 $MAX); do
+  [ "$mid" -ge "$WANT" ] && [ "$i" -gt 12 ] && break
+  N=$i
   cn_pod_add "$i"
-  # a random moment between 30% and 110% of a full ADD (the start is exec and loading)
-  d=$(awk -v r=$RANDOM -v t=$T 'BEGIN { printf "%.6f", t * (0.3 + (r % 81) / 100) / 1e6 }')
+  # a random moment between 20% and 110% of a full ADD (the start is exec and loading)
+  d=$(awk -v r=$RANDOM -v t=$T 'BEGIN { printf "%.6f", t * (0.2 + (r % 91) / 100) / 1e6 }')
   ( nsenter --net="/var/run/netns/$CN_HOST" timeout --foreground -s KILL "$d" env -i \
       CNI_COMMAND=ADD CNI_CONTAINERID="kill$i-$$" CNI_NETNS="/var/run/netns/$(cn_pod "$i")" \
       CNI_IFNAME=eth0 "$TWILL" < "$CN_STATE/conf.json" >/dev/null 2>>"$CN_STATE/stderr.log" \
@@ -42,7 +49,7 @@ for i in $(seq 1 $N); do
     0) # the runtime retries ADD: it must succeed and give a working pod
        out=$(echo "$conf" | cn_run ADD "kill$i-$$" "$(cn_pod "$i")" eth0) || cn_fail "retried ADD $i failed: $out"
        a=$(echo "$out" | jq -er '.ips[0].address')
-       cn_host_ping "${a%/32}" || { ip -n "$CN_HOST" route; ip -n "$CN_HOST" neigh; ip -n "$CN_HOST" addr; ip -n "$(cn_pod "$i")" addr; ip -n "$(cn_pod "$i")" route; ip -n "$(cn_pod "$i")" neigh; cat "$CN_STATE/ipam/$CN_NET/"*; cn_fail "retried pod $i unreachable"; }
+       cn_host_ping "${a%/32}" || cn_fail "retried pod $i unreachable"
        echo "$conf" | cn_run DEL "kill$i-$$" "$(cn_pod "$i")" eth0 || cn_fail "DEL $i failed" ;;
     1) echo "$conf" | cn_run DEL "kill$i-$$" "$(cn_pod "$i")" eth0 || cn_fail "DEL $i failed" ;;
     2) : ;;   # left to GC
@@ -60,4 +67,5 @@ done
 # the store is still sound: a fresh ADD works
 cn_pod_add 99
 out=$(echo "$conf" | cn_run ADD "after-$$" "$(cn_pod 99)" eth0) || cn_fail "ADD after the kills failed: $out"
+[ "$mid" -gt 0 ] || cn_skip "no kill landed inside an ADD in $N tries (timing here): nothing proven"
 echo "PASS"

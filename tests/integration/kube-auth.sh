@@ -67,6 +67,7 @@ json.dump({"list": [{"body": nodelist([a], 100)}],
           open(T + "/sic.json", "w"))
 '
 kr_start "$KR_TMP/sic.json"
+rm -f "$KR_TMP/docs.jsonl"
 (
   for _ in $(seq 50); do [ -s "$KR_TMP/docs.jsonl" ] && break; sleep 0.05; done
   echo "kb-sa-token-2" >"$KR_TMP/sa/token.new" && mv "$KR_TMP/sa/token.new" "$KR_TMP/sa/token"

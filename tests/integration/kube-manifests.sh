@@ -18,7 +18,7 @@ def check(cond, msg):
     print("ok: " + msg)
 
 docs = {}
-for f in ("twill.yaml", "twill-cleanup.yaml"):
+for f in ("twill-rbac.yaml", "twill.yaml", "twill-cleanup.yaml"):
     for doc in yaml.safe_load_all(open(d + "/" + f)):
         docs[(doc["kind"], doc["metadata"]["name"])] = doc
 check(set(docs) == {("ServiceAccount", "twill"), ("ClusterRole", "twill"),

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Publishing the node's public key: a merge-patch PATCH of the twill.dev/public-key
-# annotation, by hand (kube_publish_public_key) and by the watch, which waits for its
-# node to register (404) and publishes again when the annotation is lost.
+# annotation, by hand (kube_publish_public_key) and by the watch's publisher thread,
+# which waits for its node to register (404), publishes when the node appears without
+# our key, retries a failed PATCH with back-off, and never interrupts the watch.
 set -euo pipefail
 . "${TWILL_SOURCE_DIR:?}/tests/kube-replay/lib.sh"
 kr_certs
@@ -13,10 +14,11 @@ json.dump({"patch": [{"status": 404, "body": status(404, "NotFound", "nodes \"kb
 b = node("kb-node-b", 91, "10.244.2.0/24", KEYS["b"], "203.0.113.2")
 a_new = node("kb-node-a", 120, "10.244.1.0/24", None, "203.0.113.1")
 a_keyed = node("kb-node-a", 130, "10.244.1.0/24", KEYS["a"], "203.0.113.1")
-json.dump({"patch": [{"status": 404, "body": status(404, "NotFound", "nodes \"kb-node-a\" not found")}],
+json.dump({"patch": [{"status": 404, "body": status(404, "NotFound", "nodes \"kb-node-a\" not found")},
+                     {"status": 503}],
            "list": [{"body": nodelist([b], 100)}],
-           "watch": [{"events": [{"sleep": 0.3}, event("ADDED", a_new)], "end": "hold"},
-                     {"events": [{"sleep": 0.3}, event("MODIFIED", a_keyed)], "end": "hold"}]},
+           "watch": [{"events": [{"sleep": 0.3}, event("ADDED", a_new), {"sleep": 1.0},
+                                 event("MODIFIED", a_keyed)], "end": "hold"}]},
           open(T + "/s2.json", "w"))
 '
 key=$(PYTHONPATH="$KR_SRC" python3 -c 'from kubeobjects import KEYS; print(KEYS["a"])')
@@ -43,7 +45,7 @@ check(json.loads(r["body"]) == {"metadata": {"annotations": {"twill.dev/public-k
 check(r["authorization"] == "Bearer kb-token-1", "bearer token sent")
 '
 
-echo "== the watch publishes once its node registers"
+echo "== the watch publishes once its node registers, retrying a 503"
 kr_start "$KR_TMP/s2.json"
 kr_kubeconfig "$KR_TMP/kubeconfig" kb-token-1
 "$KR_PROBE" watch --kubeconfig "$KR_TMP/kubeconfig" --node kb-node-a --key "$key" \
@@ -55,8 +57,10 @@ kr_py '
 docs = read_docs(T + "/docs.jsonl")
 reqs = read_requests(T + "/requests.jsonl")
 kinds = [r["method"] + ("@" + r["query"]["resourceVersion"] if r["query"].get("watch") else "") for r in reqs]
-check(kinds == ["PATCH", "GET", "GET@100", "PATCH", "GET@120"], "PATCH (404), list, watch, PATCH on ADDED, resumed watch: %s" % kinds)
-check(json.loads(reqs[3]["body"])["metadata"]["annotations"]["twill.dev/public-key"] == KEYS["a"], "the public key, nothing else")
+check(sorted(kinds[:2]) == ["GET", "PATCH"] and kinds[2:] == ["GET@100", "PATCH", "PATCH"],
+      "PATCH (404) beside the list, one watch, PATCH on ADDED (503), retried PATCH: %s" % kinds)
+check(0.05 <= reqs[4]["time"] - reqs[3]["time"] < 1.0, "retried after a back-off: %.2f s" % (reqs[4]["time"] - reqs[3]["time"]))
+check(json.loads(reqs[4]["body"]) == {"metadata": {"annotations": {"twill.dev/public-key": KEYS["a"]}}}, "the public key, nothing else")
 check([names(d) for d in docs] == [["kb-node-b"], ["kb-node-a", "kb-node-b"], ["kb-node-a", "kb-node-b"]], "NodeLists")
 check(docs[2]["items"][0]["metadata"]["annotations"]["twill.dev/public-key"] == KEYS["a"], "our key seen back, no further PATCH")
 '

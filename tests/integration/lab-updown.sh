@@ -12,7 +12,8 @@ set -euo pipefail
 SRC=${TWILL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${TWILL_BUILD_DIR:-$SRC/build}
 LAB_BIN=$SRC/tools/twill-lab
-P=lbud
+# per run: copies of this test in other worktrees may run at the same time
+P=lbu$(($$ % 100000))
 STRICT=${TWILL_LAB_TEST_STRICT:-0}
 WORK=""
 
@@ -136,10 +137,11 @@ snapshot "$WORK/before2"
 setsid "$LAB_BIN" up --prefix "$P" --build-dir "$BUILD" --nodes 3 --pods-per-node 2 \
 	> "$WORK/up2.out" 2>&1 &
 up_pid=$!
-# kill it once the agents run when there are agents, else once nodes exist
-for ((i = 0; i < 200; i++)); do
+# kill it while it makes pods when there are agents (agents, WireGuard, pins, libcni's
+# cache and a half-made pod all exist then), else once nodes exist
+for ((i = 0; i < 400; i++)); do
 	if [ "$AGENT" = yes ]; then
-		ls /run/twill-lab/$P/n3/twilld.pid > /dev/null 2>&1 && break
+		ls /run/twill-lab/$P/n2/pods/p1.json > /dev/null 2>&1 && break
 	else
 		[ "$(cat "/run/twill-lab/$P/netns" 2> /dev/null | wc -l)" -ge 4 ] && break
 	fi
@@ -205,6 +207,7 @@ jq -n --arg cidr "$cidr" --arg dir "$st/ipam" '{cniVersion: "1.0.0", name: "twil
 	{type: "ptp", mtu: 1440, ipam: {type: "host-local", subnet: $cidr, dataDir: $dir}},
 	{type: "portmap", capabilities: {portMappings: true}}]}' > "$cd/10-twill.conflist.tmp"
 mv "$cd/10-twill.conflist.tmp" "$cd/10-twill.conflist"
+echo '{}' > "$st/node.json"
 while sleep 1; do :; done
 EOF
 	for client in cnitool direct; do

@@ -5,7 +5,7 @@
  *
  *   kube-probe watch   (--kubeconfig F | --in-cluster SA_DIR) [--count N] [--timeout S]
  *                      [--linger MS] [--node NAME --key KEY] [--page-limit N]
- *                      [--watch-timeout S] [--backoff-max MS]
+ *                      [--watch-timeout S] [--backoff-max MS] [--output FILE]
  *   kube-probe publish (--kubeconfig F | --in-cluster SA_DIR) --node NAME --key KEY
  *   kube-probe config  (--kubeconfig F | --in-cluster SA_DIR)
  */
@@ -41,6 +41,7 @@ int main(int argc, char **argv)
 		{ "page-limit", required_argument, NULL, 'p' },
 		{ "watch-timeout", required_argument, NULL, 'w' },
 		{ "backoff-max", required_argument, NULL, 'b' },
+		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct kube_watch_opts opts = { .backoff_min_ms = 100, .backoff_max_ms = 400 };
@@ -71,6 +72,7 @@ int main(int argc, char **argv)
 		case 'p': opts.page_limit = (unsigned)atol(optarg); break;
 		case 'w': opts.watch_timeout_s = (unsigned)atol(optarg); break;
 		case 'b': opts.backoff_max_ms = (unsigned)atol(optarg); break;
+		case 'o': opts.output_path = optarg; break;
 		default: return 2;
 		}
 	}

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,15 +38,15 @@ static union wg_endpoint ep(const char *addr, uint16_t port)
 
 struct fixture {
 	struct inspect_snapshot s;
-	struct inspect_link links[6];
-	struct twill_route_key rkeys[4];
-	struct twill_route_value rvals[4];
-	struct twill_endpoint_key ekeys[4];
-	struct twill_endpoint_value evals[4];
+	struct inspect_link links[8];
+	struct twill_route_key rkeys[8];
+	struct twill_route_value rvals[8];
+	struct twill_endpoint_key ekeys[8];
+	struct twill_endpoint_value evals[8];
 	struct wg_device wg;
-	struct wg_peer peers[3];
-	struct wg_allowed_ip allowed[3];
-	struct nl_route kroutes[6];
+	struct wg_peer peers[4];
+	struct wg_allowed_ip allowed[4];
+	struct nl_route kroutes[12];
 	struct ipam_allocation allocs[4];
 	char alloc_veths[4][IF_NAMESIZE];
 	struct topo_node nodes[3];
@@ -57,7 +58,10 @@ static struct fixture fx;
 static void add_link(int ifindex, const char *name, const char *kind, unsigned int mtu,
 		     const char *ingress, const char *egress)
 {
-	struct inspect_link *l = &fx.links[fx.s.n_links++];
+	struct inspect_link *l;
+
+	cr_assert_lt(fx.s.n_links, sizeof(fx.links) / sizeof(fx.links[0]));
+	l = &fx.links[fx.s.n_links++];
 
 	memset(l, 0, sizeof(*l));
 	l->info.ifindex = ifindex;
@@ -82,6 +86,8 @@ static void add_route(const char *net, unsigned int len, const char *node_addr, 
 static void add_endpoint(const char *addr, int host_ifindex)
 {
 	size_t i = fx.s.n_endpoints++;
+
+	cr_assert_lt(i, sizeof(fx.ekeys) / sizeof(fx.ekeys[0]));
 
 	fx.ekeys[i].addr = ip(addr).s_addr;
 	memset(&fx.evals[i], 0, sizeof(fx.evals[i]));
@@ -110,7 +116,10 @@ static void add_peer(uint8_t keybyte, const char *endpoint, const char *allowed,
 
 static void add_kroute(const char *dst, unsigned int len, const char *gw, int ifindex)
 {
-	struct nl_route *r = &fx.kroutes[fx.s.n_kroutes++];
+	struct nl_route *r;
+
+	cr_assert_lt(fx.s.n_kroutes, sizeof(fx.kroutes) / sizeof(fx.kroutes[0]));
+	r = &fx.kroutes[fx.s.n_kroutes++];
 
 	memset(r, 0, sizeof(*r));
 	r->dst = ip(dst);
@@ -333,8 +342,6 @@ static void check_trace(const struct trace_case *c)
 	struct inspect_trace t;
 	char epbuf[64];
 
-	if (c->mutate)
-		c->mutate();
 	cr_assert_eq(inspect_trace(&fx.s, ip(c->src), ip(c->dst), &t), 0);
 	cr_expect_str_eq(t.program, c->program, "%s: program", c->name);
 	cr_expect_str_eq(t.program_ifname, c->program_ifname, "%s: program ifname", c->name);
@@ -361,12 +368,30 @@ static void check_trace(const struct trace_case *c)
 	cr_expect(steps_mention(&t, "MTU"), "%s: MTU not shown", c->name);
 }
 
+/* Every table runs twice: linear scans, then the sorted index inspect_collect builds. */
+static void with_index(void)
+{
+	cr_assert_eq(inspect_snapshot_index(&fx.s), 0);
+}
+
+static void drop_index(void)
+{
+	inspect_index_free(fx.s.index);
+	fx.s.index = NULL;
+}
+
 Test(inspect, trace_table)
 {
-	for (size_t i = 0; i < sizeof(trace_cases) / sizeof(trace_cases[0]); i++) {
-		setup();
-		check_trace(&trace_cases[i]);
-	}
+	for (int indexed = 0; indexed < 2; indexed++)
+		for (size_t i = 0; i < sizeof(trace_cases) / sizeof(trace_cases[0]); i++) {
+			setup();
+			if (trace_cases[i].mutate)
+				trace_cases[i].mutate();
+			if (indexed)
+				with_index();
+			check_trace(&trace_cases[i]);
+			drop_index();
+		}
 }
 
 Test(inspect, trace_names_path_from_route_flag_without_topology, .init = setup)
@@ -539,7 +564,6 @@ static void check_routes_flag(const struct route_case *c)
 	struct inspect_health h;
 	size_t n, bad = 0;
 
-	c->mutate();
 	cr_assert_eq(inspect_routes(&fx.s, &rows, &n), 0);
 	for (size_t i = 0; i < n; i++) {
 		if (!rows[i].problem[0])
@@ -557,10 +581,15 @@ static void check_routes_flag(const struct route_case *c)
 
 Test(inspect, routes_flag_table)
 {
-	for (size_t i = 0; i < sizeof(route_cases) / sizeof(route_cases[0]); i++) {
-		setup();
-		check_routes_flag(&route_cases[i]);
-	}
+	for (int indexed = 0; indexed < 2; indexed++)
+		for (size_t i = 0; i < sizeof(route_cases) / sizeof(route_cases[0]); i++) {
+			setup();
+			route_cases[i].mutate();
+			if (indexed)
+				with_index();
+			check_routes_flag(&route_cases[i]);
+			drop_index();
+		}
 }
 
 Test(inspect, routes_without_default_route_say_no_kernel_route, .init = setup)
@@ -677,7 +706,8 @@ Test(inspect, pods_join_by_host_route_without_names, .init = setup)
 	cr_assert_eq(n, 2);
 	cr_assert_not_null(rows[1].veth);
 	cr_expect_str_eq(rows[1].veth->info.name, "tw00000000000a2");
-	cr_expect_str_eq(rows[1].problem, "no endpoint map entry");
+	cr_expect_str_eq(rows[1].problem, "");
+	cr_expect_str_eq(rows[1].warning, "no endpoint map entry");
 
 	/* the veth deleted by hand takes its /32 route with it */
 	free(rows);
@@ -689,18 +719,27 @@ Test(inspect, pods_join_by_host_route_without_names, .init = setup)
 	free(rows);
 }
 
-Test(inspect, pods_flag_missing_endpoint_entry_and_program, .init = setup)
+Test(inspect, pods_warn_on_missing_endpoint_entry_and_program, .init = setup)
 {
 	struct inspect_pod_row *rows;
+	struct inspect_health h;
 	size_t n;
 
 	fx.s.n_endpoints = 1;
 	fx.links[4].prog_ingress[0] = '\0';
 	cr_assert_eq(inspect_pods(&fx.s, &rows, &n), 0);
 	cr_assert_eq(n, 2);
-	cr_expect(strstr(rows[1].problem, "no endpoint map entry"), "'%s'", rows[1].problem);
-	cr_expect(strstr(rows[1].problem, "no program attached"), "'%s'", rows[1].problem);
+	cr_expect_str_eq(rows[1].problem, "");
+	cr_expect(strstr(rows[1].warning, "no endpoint map entry"), "'%s'", rows[1].warning);
+	cr_expect(strstr(rows[1].warning, "no program attached"), "'%s'", rows[1].warning);
 	free(rows);
+
+	/* degraded, not broken: the kernel still routes to the pod */
+	cr_assert_eq(inspect_health(&fx.s, &h), 0);
+	cr_expect(h.healthy, "%s", h.problems[0]);
+	cr_expect_eq(h.n_warnings, 1);
+	cr_expect(strstr(h.warnings[0], "pod 10.244.1.3 veth tw00000000000a2"), "'%s'",
+		  h.warnings[0]);
 }
 
 Test(inspect, pods_flag_stale_endpoint_entry, .init = setup)
@@ -838,7 +877,6 @@ static void check_health_flags(const struct health_case *c)
 	struct inspect_health h;
 	bool found = false;
 
-	c->mutate();
 	cr_assert_eq(inspect_health(&fx.s, &h), 0);
 	cr_expect_not(h.healthy, "%s", c->name);
 	for (size_t i = 0; i < h.n_problems; i++)
@@ -849,10 +887,15 @@ static void check_health_flags(const struct health_case *c)
 
 Test(inspect, health_flags_table)
 {
-	for (size_t i = 0; i < sizeof(health_cases) / sizeof(health_cases[0]); i++) {
-		setup();
-		check_health_flags(&health_cases[i]);
-	}
+	for (int indexed = 0; indexed < 2; indexed++)
+		for (size_t i = 0; i < sizeof(health_cases) / sizeof(health_cases[0]); i++) {
+			setup();
+			health_cases[i].mutate();
+			if (indexed)
+				with_index();
+			check_health_flags(&health_cases[i]);
+			drop_index();
+		}
 }
 
 Test(inspect, reason_names_cover_every_reason)
@@ -865,4 +908,98 @@ Test(inspect, reason_names_cover_every_reason)
 	cr_expect_str_eq(inspect_reason_enum_name(TWILL_R_DROP_NO_ROUTE), "TWILL_R_DROP_NO_ROUTE");
 	cr_expect_str_eq(inspect_reason_name(TWILL_R_MAX), "?");
 	cr_expect_str_eq(inspect_reason_name(-1), "?");
+}
+
+static void no_topology(void)
+{
+	fx.s.topo = NULL;
+}
+
+static void overlapping_kernel_routes(void)
+{
+	add_kroute("10.244.0.0", 16, NULL, WG_IFINDEX);
+	add_kroute("10.244.3.0", 24, NULL, ETH_IFINDEX); /* a duplicate prefix on another device */
+}
+
+static void (*const equivalence_cases[])(void) = {
+	NULL, remove_n3, disable_strict, drop_kernel_route, drop_bpf_route, drop_peer,
+	kernel_route_elsewhere, bpf_endpoint_differs, no_topology, overlapping_kernel_routes,
+};
+
+static const char *const trace_addrs[] = {
+	"10.244.1.2", "10.244.1.3", "10.244.1.9", "10.244.2.7", "10.244.3.7", "10.244.9.7",
+	"192.0.2.10", "8.8.8.8",
+};
+
+struct answers {
+	char text[64][INSPECT_TEXT_MAX * 2];
+	size_t n;
+};
+
+static void answers_add(struct answers *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void answers_add(struct answers *a, const char *fmt, ...)
+{
+	va_list ap;
+	size_t used;
+
+	cr_assert_lt(a->n, 64);
+	used = strlen(a->text[a->n]);
+	va_start(ap, fmt);
+	vsnprintf(a->text[a->n] + used, sizeof(a->text[0]) - used, fmt, ap);
+	va_end(ap);
+}
+
+static void collect_answers(struct answers *a)
+{
+	struct inspect_route_row *routes;
+	struct inspect_peer_row *peers;
+	struct inspect_pod_row *pods;
+	size_t n;
+
+	memset(a, 0, sizeof(*a));
+	cr_assert_eq(inspect_routes(&fx.s, &routes, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		answers_add(a, "%08x/%u %s %d%d%p %s|", routes[i].net.s_addr, routes[i].prefixlen,
+			    routes[i].node, routes[i].in_bpf, routes[i].in_kernel,
+			    (const void *)routes[i].peer, routes[i].problem);
+	a->n++;
+	free(routes);
+	cr_assert_eq(inspect_peers(&fx.s, &peers, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		answers_add(a, "%s %s %d|", peers[i].node, peers[i].path, peers[i].is_private);
+	a->n++;
+	free(peers);
+	cr_assert_eq(inspect_pods(&fx.s, &pods, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		answers_add(a, "%08x %p %s|", pods[i].addr.s_addr, (const void *)pods[i].veth,
+			    pods[i].problem);
+	a->n++;
+	free(pods);
+	for (size_t i = 0; i < 8; i++)
+		for (size_t j = 0; j < 8; j += 3) {
+			struct inspect_trace t;
+
+			cr_assert_eq(inspect_trace(&fx.s, ip(trace_addrs[i]), ip(trace_addrs[j]), &t), 0);
+			for (size_t k = 0; k < t.n_steps; k++)
+				answers_add(a, "%s|", t.steps[k]);
+			a->n++;
+		}
+}
+
+Test(inspect, index_gives_the_same_answers_as_linear_scans)
+{
+	static struct answers linear, indexed;
+
+	for (size_t c = 0; c < sizeof(equivalence_cases) / sizeof(equivalence_cases[0]); c++) {
+		setup();
+		if (equivalence_cases[c])
+			equivalence_cases[c]();
+		collect_answers(&linear);
+		with_index();
+		collect_answers(&indexed);
+		drop_index();
+		cr_assert_eq(linear.n, indexed.n);
+		for (size_t i = 0; i < linear.n; i++)
+			cr_expect_str_eq(indexed.text[i], linear.text[i], "case %zu answer %zu", c, i);
+	}
 }

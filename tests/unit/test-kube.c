@@ -193,6 +193,7 @@ Test(kube, in_cluster)
 	cr_assert_null(cfg);
 }
 
+/* beat changes what kubelet, the scheduler and other controllers change all day */
 static const char *node_json(const char *name, const char *rv, const char *cidr,
 			     const char *beat)
 {
@@ -200,10 +201,12 @@ static const char *node_json(const char *name, const char *rv, const char *cidr,
 
 	snprintf(buf, sizeof(buf),
 		 "{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"%s\","
-		 "\"resourceVersion\":\"%s\",\"annotations\":{\"twill.dev/public-key\":\"K\"}},"
-		 "\"spec\":{\"podCIDR\":\"%s\"},\"status\":{\"addresses\":[{\"type\":"
-		 "\"InternalIP\",\"address\":\"10.0.0.1\"}],\"conditions\":[{\"type\":\"Ready\","
-		 "\"lastHeartbeatTime\":\"%s\"}]}}", name, rv, cidr, beat);
+		 "\"resourceVersion\":\"%s\",\"labels\":{\"zone\":\"%s\"},\"annotations\":"
+		 "{\"twill.dev/public-key\":\"K\",\"other.io/seen\":\"%s\"}},"
+		 "\"spec\":{\"podCIDR\":\"%s\",\"unschedulable\":%s},\"status\":"
+		 "{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"10.0.0.1\"}],"
+		 "\"conditions\":[{\"type\":\"Ready\",\"lastHeartbeatTime\":\"%s\"}]}}",
+		 name, rv, beat, beat, cidr, strcmp(beat, "t0") ? "true" : "false", beat);
 	return buf;
 }
 
@@ -247,7 +250,7 @@ Test(kube, cache_events)
 
 	cr_assert_eq(apply(c, "ADDED", node_json("n1", "11", "10.244.1.0/24", "t0")),
 		     KUBE_EVENT_CHANGED);
-	/* a heartbeat alone changes nothing Twill reads */
+	/* heartbeat, labels, cordon, foreign annotations: nothing Twill reads */
 	cr_assert_eq(apply(c, "MODIFIED", node_json("n1", "12", "10.244.1.0/24", "t1")),
 		     KUBE_EVENT_NONE);
 	cr_assert_str_eq(kube_cache_resource_version(c), "12");
@@ -267,8 +270,21 @@ Test(kube, cache_events)
 				       "conditions"));
 	cr_assert_null(json_object_get(json_object_get(json_array_get(items, 0), "metadata"),
 				       "resourceVersion"));
+	cr_assert_null(json_object_get(json_object_get(json_array_get(items, 0), "metadata"),
+				       "labels"));
+	cr_assert_eq(json_object_size(json_object_get(json_object_get(
+		json_array_get(items, 0), "metadata"), "annotations")), 1,
+		"only twill.dev/ annotations are kept");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(
+		json_array_get(items, 0), "spec"), "podCIDR")), "10.244.1.0/24");
 	json_decref(doc);
 
+	/* the pod CIDR is read: a change wakes the agent */
+	cr_assert_eq(apply(c, "MODIFIED", node_json("n1", "13", "10.244.9.0/24", "t1")),
+		     KUBE_EVENT_CHANGED);
+	cr_assert_str_eq(kube_cache_resource_version(c), "13");
+	cr_assert_eq(apply(c, "BOOKMARK", "{\"kind\":\"Node\",\"metadata\":"
+			   "{\"resourceVersion\":\"20\"}}"), KUBE_EVENT_BOOKMARK);
 	cr_assert_eq(apply(c, "DELETED", node_json("n2", "21", "10.244.2.0/24", "t")),
 		     KUBE_EVENT_CHANGED);
 	cr_assert_eq(apply(c, "DELETED", node_json("n9", "22", "10.244.9.0/24", "t")),
@@ -319,4 +335,79 @@ Test(kube, watch_start_validates)
 	char *doc = NULL;
 	cr_assert_eq(kube_watch_take(w, &doc, NULL), -EAGAIN);
 	kube_watch_stop(w);
+}
+
+/* What a broken or hostile server could send: each line is refused or ignored, never
+ * a crash, and the cache keeps what it had. */
+Test(kube, hostile_events)
+{
+	static const struct {
+		const char *line;
+		int want;
+	} cases[] = {
+		{ "null", -EINVAL },
+		{ "[]", -EINVAL },
+		{ "\"ADDED\"", -EINVAL },
+		{ "{}", -EINVAL },
+		{ "{\"type\":1,\"object\":{}}", -EINVAL },
+		{ "{\"type\":\"ADDED\"}", -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":[]}", -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":7}}}", -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"\"}}}", -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":{\"metadata\":\"n\"}}", -EINVAL },
+		{ "{\"type\":\"DELETED\",\"object\":{}}", -EINVAL },
+		{ "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"x\"}}} trailing", -EINVAL },
+		{ "{\"type\":\"ERROR\",\"object\":{\"code\":\"410\"}}", KUBE_EVENT_ERROR },
+		{ "{\"type\":\"ERROR\",\"object\":{}}", KUBE_EVENT_ERROR },
+		{ "{\"type\":\"SURPRISE\",\"object\":{\"metadata\":{\"name\":\"x\"}}}", KUBE_EVENT_NONE },
+		{ "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":5}}}",
+		  KUBE_EVENT_BOOKMARK },
+		/* odd but valid: annotations and addresses of the wrong type are passed on for
+		 * topology_parse to judge, with the node named */
+		{ "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"odd\",\"annotations\":"
+		  "[1]},\"spec\":\"x\",\"status\":{\"addresses\":{}}}}", KUBE_EVENT_CHANGED },
+	};
+	struct kube_cache *c = NULL;
+	json_t *doc;
+
+	cr_assert_eq(kube_cache_new(&c), 0);
+	cr_assert_eq(apply(c, "ADDED", node_json("keep", "3", "10.244.1.0/24", "t0")),
+		     KUBE_EVENT_CHANGED);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int ret = kube_cache_apply_event(c, cases[i].line, strlen(cases[i].line));
+
+		cr_expect_eq(ret, cases[i].want, "case %zu '%s': got %d, want %d", i,
+			     cases[i].line, ret, cases[i].want);
+	}
+	cr_assert_str_eq(kube_cache_resource_version(c), "3", "a non-string version is ignored");
+	doc = cache_doc(c);
+	cr_assert_eq(json_array_size(json_object_get(doc, "items")), 2);
+	json_decref(doc);
+	kube_cache_free(c);
+}
+
+Test(kube, hostile_lists)
+{
+	static const char *const lists[] = {
+		"{\"kind\":\"NodeList\",\"items\":{}}",
+		"{\"kind\":7,\"items\":[]}",
+		"{\"kind\":\"NodeList\",\"items\":[]",
+	};
+	const char *odd = "{\"kind\":\"NodeList\",\"metadata\":{\"continue\":5},"
+			  "\"items\":[1,\"x\",{\"metadata\":{}},{\"metadata\":{\"name\":\"ok\"}}]}";
+	struct kube_cache *c = NULL;
+	char *cont = (char *)"unchanged";
+	json_t *doc;
+
+	cr_assert_eq(kube_cache_new(&c), 0);
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		cr_expect_eq(kube_cache_load_list(c, lists[i], strlen(lists[i]), true, NULL),
+			     -EINVAL, "list %zu", i);
+	/* items without a name are skipped, a non-string continue ends the paging */
+	cr_assert_eq(kube_cache_load_list(c, odd, strlen(odd), true, &cont), 0);
+	cr_assert_null(cont);
+	doc = cache_doc(c);
+	cr_assert_eq(json_array_size(json_object_get(doc, "items")), 1);
+	json_decref(doc);
+	kube_cache_free(c);
 }
