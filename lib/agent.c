@@ -57,6 +57,7 @@ struct agent {
 	bool boot_checked;             /* allocations older than this boot were released */
 	unsigned int mtu;
 	uint64_t reconciles, errors, recoveries;
+	unsigned int lost_ticks;       /* health checks that found the device missing */
 	char last_recovery[256];
 	int64_t last_recovery_unix;
 	double last_ms;
@@ -1000,6 +1001,8 @@ static bool event_is_ours(const struct inotify_event *ev, const char *base)
  * device with it; the kernel device can be deleted by hand. Both must not wait for the
  * next resync: the check is one connect() or one link lookup, cheap enough every second.
  * Only a device the agent had configured counts: before that, reconcile reports it.
+ * While it cannot be re-created, retries thin out (1, 2, 4 ... then every 64 s): each
+ * try may wait for a daemon's socket, and the loop must keep serving.
  */
 static bool device_lost(struct agent *a)
 {
@@ -1013,15 +1016,32 @@ static bool device_lost(struct agent *a)
 		      "its userspace daemon is gone" : "it was deleted";
 	else if (nl_link_get(a->cfg.wg_device, &link) < 0)
 		why = "its network interface is gone";
-	else
+	else {
+		a->lost_ticks = 0;
 		return false;
-	a->recoveries++;
-	a->last_recovery_unix = time(NULL);
-	snprintf(a->last_recovery, sizeof(a->last_recovery),
-		 "WireGuard device '%s' lost (%s): re-created with key, port, peers and routes",
-		 a->cfg.wg_device, why);
-	log_warn("agent: WireGuard device '%s' lost (%s): re-creating it", a->cfg.wg_device, why);
-	return true;
+	}
+	if (a->lost_ticks++ == 0) {
+		a->recoveries++;
+		a->last_recovery_unix = time(NULL);
+		snprintf(a->last_recovery, sizeof(a->last_recovery),
+			 "WireGuard device '%s' lost (%s): re-creating it", a->cfg.wg_device, why);
+		log_warn("agent: %s", a->last_recovery);
+	}
+	return (a->lost_ticks & (a->lost_ticks - 1)) == 0 || a->lost_ticks % 64 == 0;
+}
+
+/* The reconcile that followed a loss worked: say so where twillctl looks. */
+static void device_recovered(struct agent *a, double ms)
+{
+	char *cut = strstr(a->last_recovery, ": re-creating it");
+
+	if (!cut)
+		return;
+	snprintf(cut, sizeof(a->last_recovery) - (size_t)(cut - a->last_recovery),
+		 ": re-created with key, port, peers and routes in %.0f ms", ms);
+	a->lost_ticks = 0;
+	log_info("agent: WireGuard device '%s' re-created in %.0f ms", a->cfg.wg_device, ms);
+	write_node_state(a, a->topo ? topology_find_any(a->topo, a->cfg.node_name) : NULL);
 }
 
 int agent_run(struct agent *a)
@@ -1142,8 +1162,12 @@ int agent_run(struct agent *a)
 			again = true;
 		}
 		if ((pfd[6].revents & POLLIN) && read(thealth, &ticks, sizeof(ticks)) > 0 &&
-		    !again && device_lost(a))
-			again = true;
+		    !again && device_lost(a)) {
+			double t0 = now_ms();
+
+			if (reconcile(a, NULL, true) == 0)
+				device_recovered(a, now_ms() - t0);
+		}
 		if (pending_hup) {
 			pending_hup = 0;
 			again = true;
