@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Agent faults (issue 7), in a two-node lab (prefix "flag"):
+# Agent faults (issue 7), in a two-node lab (prefix "fla<pid>"):
 #  1. wireguard-go killed on n1: the agent notices within seconds (its health check),
 #     re-creates the device with the same key, port, peers, address, routes and BPF
 #     attach; the pods talk again; `twillctl status` shows the recovery.
@@ -15,7 +15,7 @@ set -euo pipefail
 SRC=${TWILL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${TWILL_BUILD_DIR:-$SRC/build}
 LAB_BIN=$SRC/tools/twill-lab
-P=flag
+P=fla$(( $$ % 100000 ))       # the lab prefix: 8 characters at most, unique per run
 WORK=""
 RECOVER_MAX_S=${FL_RECOVER_MAX_S:-10}
 
