@@ -3,18 +3,29 @@
  * The IPAM store loader on arbitrary bytes. Beyond "no crash", a store that parses must
  * hold the loader's promises (distinct addresses inside the /24, no reserved address,
  * valid names) and format back into text that parses to the same store: otherwise the
- * next write would change allocations that running pods hold.
+ * next write would change allocations that running pods hold. A store that parses is
+ * also put on disk (tmpfs when there is one) and served from: one allocation must pick
+ * a free address, or say the /24 is full, and releasing it must give the same store.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ipam.h"
 #include "log.h"
 
 #define FUZZ_CIDR "10.244.1.0/24"
+#define FUZZ_NET "fuzz"
+
+static char state_dir[64];
+static char store_path[128];
+static struct ipam *ipam;
 
 static void check(int ok, const char *what)
 {
@@ -44,12 +55,99 @@ static void check_store(const struct ipam_store *s)
 	}
 }
 
+static void remove_state(void)
+{
+	char path[160];
+
+	ipam_close(ipam);
+	unlink(store_path);
+	snprintf(path, sizeof(path), "%s/ipam/%s/lock", state_dir, FUZZ_NET);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/ipam/%s", state_dir, FUZZ_NET);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/ipam", state_dir);
+	rmdir(path);
+	rmdir(state_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	log_set_stderr(0);
+	strcpy(state_dir, "/dev/shm/ip-fuzz-ipam-XXXXXX");
+	if (!mkdtemp(state_dir)) {
+		strcpy(state_dir, "/tmp/ip-fuzz-ipam-XXXXXX");
+		check(mkdtemp(state_dir) != NULL, "cannot make a state folder");
+	}
+	check(ipam_open(state_dir, FUZZ_NET, FUZZ_CIDR, &ipam) == 0, "cannot open a store");
+	snprintf(store_path, sizeof(store_path), "%s/ipam/%s/store.json", state_dir, FUZZ_NET);
+	atexit(remove_state);
 	return 0;
+}
+
+static bool is_probe(const struct ipam_allocation *a)
+{
+	return strcmp(a->container_id, "fuzz-new") == 0 && strcmp(a->ifname, "eth0") == 0;
+}
+
+/* The round-robin promise: the first free host after the cursor, wrapping .254 -> .2. */
+static unsigned int next_free(const struct ipam_store *s)
+{
+	bool used[256] = { false };
+
+	for (size_t i = 0; i < s->count; i++)
+		used[ntohl(s->allocs[i].addr.s_addr) & 0xff] = true;
+	for (unsigned int k = 1; k <= 253; k++) {
+		unsigned int h = 2 + (s->cursor - 2 + k + 253) % 253;
+
+		if (!used[h])
+			return h;
+	}
+	return 0;
+}
+
+static void serve(const uint8_t *data, size_t size, const struct ipam_store *s)
+{
+	struct ipam_allocation *list = NULL;
+	const struct ipam_allocation *held = NULL;
+	struct in_addr a, b;
+	size_t n = 0, j = 0;
+	int fd, r;
+
+	for (size_t i = 0; i < s->count; i++)
+		if (is_probe(&s->allocs[i]))
+			held = &s->allocs[i];
+	fd = open(store_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	check(fd >= 0 && write(fd, data, size) == (ssize_t)size, "cannot write the store");
+	close(fd);
+	r = ipam_allocate(ipam, "fuzz-new", "eth0", &a);
+	if (r == -ENOSPC) {
+		check(s->count == 253 && !held, "ENOSPC with free addresses");
+		goto cleanup;
+	}
+	check(r == 0, "allocate failed on a valid store");
+	if (held)
+		check(held->addr.s_addr == a.s_addr, "an existing attachment got another address");
+	else
+		check((ntohl(a.s_addr) & 0xff) == next_free(s), "not the next free address");
+	check(ipam_release(ipam, "fuzz-new", "eth0", &b) == 0 && a.s_addr == b.s_addr,
+	      "release of a fresh allocation failed");
+	check(ipam_list(ipam, &list, &n) == 0, "the store does not list");
+	check(n == s->count - (held ? 1 : 0), "allocate + release changed the count");
+	for (size_t i = 0; i < s->count; i++) {
+		if (is_probe(&s->allocs[i]))
+			continue;
+		check(list[j].addr.s_addr == s->allocs[i].addr.s_addr &&
+		      strcmp(list[j].container_id, s->allocs[i].container_id) == 0 &&
+		      strcmp(list[j].ifname, s->allocs[i].ifname) == 0 &&
+		      list[j].allocated_at == s->allocs[i].allocated_at,
+		      "allocate + release changed other allocations");
+		j++;
+	}
+	free(list);
+cleanup:
+	unlink(store_path);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -82,6 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		check(ipam_store_format(t, &again) == 0 && strcmp(text, again) == 0,
 		      "formatting is not stable");
+		serve(data, size, s);
 	}
 	free(text);
 	free(again);
