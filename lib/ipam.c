@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The node's /24 address store: one JSON file per network, changed only under an
- * exclusive flock and only by replacing it whole (temp file, fsync, rename, fsync of
- * the folder). A process killed at any instant therefore leaves the old or the new
- * store, never a torn one, and the kernel drops its lock. A store that does not parse
+ * exclusive flock and only by replacing it whole (temp file, fdatasync, rename). A
+ * process killed at any instant therefore leaves the old or the new store, never a
+ * torn one, and the kernel drops its lock. A store that does not parse
  * is never rewritten: every operation fails with -EBADMSG until an operator fixes it,
  * because an empty store would hand out addresses that running pods still use.
  *
@@ -810,11 +810,12 @@ static int store_save(struct ipam *ipam, const struct ipam_store *s)
 		goto fail;
 	}
 	tmp_made = false;
-	/* the rename is durable only once the folder is */
-	if (fsync(ipam->dir_fd) < 0) {
-		r = -errno;
-		goto fail;
-	}
+	/*
+	 * No fsync of the folder: it would only make the rename itself survive a power
+	 * loss, and it costs as much as the rest of an ADD. Losing the last rename leaves
+	 * the previous complete store, and a power loss is a reboot, after which no pod is
+	 * alive: the agent's boot check and CNI GC release whatever that store still holds.
+	 */
 	r = 0;
 	goto cleanup;
 fail:

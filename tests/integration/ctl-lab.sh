@@ -11,7 +11,7 @@ SRC=${TWILL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${TWILL_BUILD_DIR:-$SRC/build}
 LAB_BIN=$SRC/tools/twill-lab
 CTL=$BUILD/tools/twillctl
-P=ct
+P=ctl$(($$ % 100000))
 WORK=""
 
 skip() { echo "SKIP: $*"; exit 77; }
