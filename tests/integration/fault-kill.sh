@@ -168,11 +168,21 @@ fi
 
 fl_log "before GC: $(jq '.allocations | length' "$FL_STATE/ipam/$FL_NET/store.json") allocations, $(ip -n "$FL_HOST" -o link show type veth | wc -l) host veths, $live live pods"
 valid=$(awk '{printf "%s{\"containerID\":\"%s\",\"ifname\":\"%s\"}", (NR > 1 ? "," : ""), $1, $2}' "$FL_STATE/run/live")
-gc_released_before=$(grep -c 'GC: released' "$FL_STATE/twill.log" || true)
-fl_conf 1.1.0 "\"cni.dev/valid-attachments\":[$valid]" | fl_run GC "" "" "" || fl_fail "GC failed"
+fl_conf 1.1.0 "\"cni.dev/valid-attachments\":[$valid]" > "$FL_STATE/gc.json"
+# GC itself is killed too, at random moments: the next one must finish the job
+gc_kills=0
+for i in 1 2 3 4; do
+  d=$(awk -v r=$RANDOM -v t=$T_US 'BEGIN { printf "%.6f", t * (r % 1000) / 1000 / 1e6 }')
+  rc=$(timeout -s KILL "$d" nsenter --net="/var/run/netns/$FL_HOST" env -i PATH="$PATH" CNI_COMMAND=GC \
+    "$TWILL" < "$FL_STATE/gc.json" > /dev/null 2>>"$FL_STATE/stderr.log"; echo $?)
+  [ "$rc" -ne 137 ] || gc_kills=$((gc_kills + 1))
+done
+echo "4 GCs with a SIGKILL timer: $gc_kills killed before they finished"
+gc_released_before=0
+fl_run GC "" "" "" < "$FL_STATE/gc.json" || fl_fail "GC failed"
 released=$(( $(grep -c 'GC: released' "$FL_STATE/twill.log" || true) - gc_released_before ))
 veths_removed=$(grep -c 'GC: removing host veth' "$FL_STATE/twill.log" || true)
-echo "GC released $released leaked allocations and removed $veths_removed orphan host veths"
+echo "GCs released $released leaked allocations and removed $veths_removed orphan host veths"
 
 # 1. the pods: exactly the live set, each with the address its ADD returned, none twice
 pod_addrs | sort > "$FL_STATE/run/pods"
