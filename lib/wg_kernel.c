@@ -18,6 +18,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/wireguard.h>
 #include <net/if.h>
+#include <sys/socket.h>
 
 #include <openssl/crypto.h>
 
@@ -599,9 +600,10 @@ struct nl_conn {
 	uint32_t seq;
 };
 
+/* CLOEXEC: the agent forks wireguard-go, which must not inherit our netlink sockets. */
 static int conn_open(struct nl_conn *c, int bus)
 {
-	c->nl = mnl_socket_open(bus);
+	c->nl = mnl_socket_open2(bus, SOCK_CLOEXEC);
 	if (!c->nl)
 		return -errno;
 	if (mnl_socket_bind(c->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
