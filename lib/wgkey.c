@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,21 @@ static int wgkey_fsync_dir(const char *dir)
 	return ret;
 }
 
+static int wgkey_write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 /* Writes a fresh key beside the final name and renames it into place without replacing,
  * so a crash leaves either no key or a whole one, and two racing creators agree. */
 static int wgkey_create_file(const char *dir, const char *path, uint8_t key[WG_KEY_LEN])
@@ -296,6 +312,7 @@ static int wgkey_create_file(const char *dir, const char *path, uint8_t key[WG_K
 	char tmp[PATH_MAX];
 	char b64[WG_KEY_B64_LEN + 1];
 	uint8_t fresh[WG_KEY_LEN];
+	bool tmp_exists = false;
 	int fd = -1, ret;
 	size_t len;
 
@@ -314,10 +331,15 @@ static int wgkey_create_file(const char *dir, const char *path, uint8_t key[WG_K
 			strerror(-ret));
 		goto cleanup;
 	}
-	if (fchmod(fd, 0600) < 0 || write(fd, b64, len) != (ssize_t)len || fsync(fd) < 0) {
-		ret = errno ? -errno : -EIO;
+	tmp_exists = true;
+	ret = fchmod(fd, 0600) < 0 ? -errno : 0;
+	if (ret == 0)
+		ret = wgkey_write_all(fd, b64, len);
+	if (ret == 0 && fsync(fd) < 0)
+		ret = -errno;
+	if (ret < 0) {
 		log_err("wgkey: cannot write temporary key file '%s': %s", tmp, strerror(-ret));
-		goto cleanup_unlink;
+		goto cleanup;
 	}
 	close(fd);
 	fd = -1;
@@ -325,18 +347,18 @@ static int wgkey_create_file(const char *dir, const char *path, uint8_t key[WG_K
 		ret = -errno;
 		if (ret != -EEXIST)
 			log_err("wgkey: cannot rename '%s' to '%s': %s", tmp, path, strerror(-ret));
-		goto cleanup_unlink;
+		goto cleanup;
 	}
+	tmp_exists = false;
 	(void)wgkey_fsync_dir(dir);
 	memcpy(key, fresh, WG_KEY_LEN);
 	log_info("wgkey: created private key file '%s' (mode 0600)", path);
 	ret = 0;
-	goto cleanup;
-cleanup_unlink:
-	unlink(tmp);
 cleanup:
 	if (fd >= 0)
 		close(fd);
+	if (tmp_exists)
+		unlink(tmp);
 	OPENSSL_cleanse(fresh, sizeof(fresh));
 	OPENSSL_cleanse(b64, sizeof(b64));
 	return ret;
