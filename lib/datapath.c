@@ -269,7 +269,7 @@ int datapath_load_and_pin(const char *pin_dir, struct datapath **out)
 		return -ENOMEM;
 	dp->skel = twill__open();
 	if (!dp->skel) {
-		err = -errno ? -errno : -ENOMEM;
+		err = errno ? -errno : -ENOMEM;
 		log_err("cannot open the BPF object: %s", strerror(-err));
 		goto cleanup;
 	}
