@@ -11,29 +11,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "datapath.h"
 #include "inspect.h"
 #include "wgkey.h"
 
+/* The lower-case names are datapath's (datapath_reason_name): one spelling everywhere. */
 static const struct {
 	const char *enum_name;
-	const char *name;
 	const char *description;
 } reasons[TWILL_R_MAX] = {
-	[TWILL_R_TO_WIREGUARD] = { "TWILL_R_TO_WIREGUARD", "to_wireguard",
+	[TWILL_R_TO_WIREGUARD] = { "TWILL_R_TO_WIREGUARD",
 				   "pod to a remote node's pod CIDR, redirected into WireGuard" },
-	[TWILL_R_TO_LOCAL_POD] = { "TWILL_R_TO_LOCAL_POD", "to_local_pod",
+	[TWILL_R_TO_LOCAL_POD] = { "TWILL_R_TO_LOCAL_POD",
 				   "pod to a pod on this node, veth to veth" },
-	[TWILL_R_WG_TO_POD] = { "TWILL_R_WG_TO_POD", "wg_to_pod",
+	[TWILL_R_WG_TO_POD] = { "TWILL_R_WG_TO_POD",
 				"decrypted packet delivered straight into a pod" },
-	[TWILL_R_PASS_STACK] = { "TWILL_R_PASS_STACK", "pass_stack",
+	[TWILL_R_PASS_STACK] = { "TWILL_R_PASS_STACK",
 				 "handed to the kernel stack (node, outside the cluster)" },
-	[TWILL_R_DROP_NO_ROUTE] = { "TWILL_R_DROP_NO_ROUTE", "drop_no_route",
+	[TWILL_R_DROP_NO_ROUTE] = { "TWILL_R_DROP_NO_ROUTE",
 				    "strict mode: cluster destination with no route entry" },
-	[TWILL_R_DROP_ESCAPED] = { "TWILL_R_DROP_ESCAPED", "drop_escaped",
+	[TWILL_R_DROP_ESCAPED] = { "TWILL_R_DROP_ESCAPED",
 				   "underlay guard: pod cluster traffic outside the tunnel" },
-	[TWILL_R_DROP_MALFORMED] = { "TWILL_R_DROP_MALFORMED", "drop_malformed",
+	[TWILL_R_DROP_MALFORMED] = { "TWILL_R_DROP_MALFORMED",
 				     "truncated or unparsable header" },
-	[TWILL_R_DROP_REDIRECT] = { "TWILL_R_DROP_REDIRECT", "drop_redirect",
+	[TWILL_R_DROP_REDIRECT] = { "TWILL_R_DROP_REDIRECT",
 				    "redirect or header rewrite failed" },
 };
 
@@ -44,7 +45,8 @@ const char *inspect_reason_enum_name(int reason)
 
 const char *inspect_reason_name(int reason)
 {
-	return reason >= 0 && reason < TWILL_R_MAX ? reasons[reason].name : "?";
+	return reason >= 0 && reason < TWILL_R_MAX ? datapath_reason_name((unsigned int)reason) :
+						     "?";
 }
 
 const char *inspect_reason_description(int reason)
