@@ -705,14 +705,13 @@ cleanup:
 	return ret;
 }
 
-int wg_kernel_get(uint16_t family_id, const char *ifname, struct wg_device **out)
+static int get_once(uint16_t family_id, const char *ifname, struct wg_device **out)
 {
 	struct nl_conn c = { 0 };
 	struct wg_device *dev = NULL;
 	char *buf = NULL;
-	int len, ret, attempts = 0;
+	int len, ret;
 
-again:
 	ret = conn_open(&c, NETLINK_GENERIC);
 	if (ret < 0)
 		goto cleanup;
@@ -749,16 +748,20 @@ again:
 	*out = dev;
 	dev = NULL;
 cleanup:
-	if (dev)
-		OPENSSL_cleanse(dev->private_key, WG_KEY_LEN);
-	wg_device_free(dev);
-	dev = NULL;
+	wg_device_free(dev); /* cleanses a private key already parsed */
 	free(buf);
-	buf = NULL;
 	conn_close(&c);
+	return ret;
+}
+
+int wg_kernel_get(uint16_t family_id, const char *ifname, struct wg_device **out)
+{
+	int ret, attempts = 0;
+
 	/* The device changed during the dump: the kernel says so, and a retry is cheap. */
-	if (ret == -EINTR && ++attempts < 5)
-		goto again;
+	do
+		ret = get_once(family_id, ifname, out);
+	while (ret == -EINTR && ++attempts < 5);
 	if (ret < 0)
 		log_err("wg netlink: cannot read device '%s': %s", ifname, strerror(-ret));
 	return ret;
