@@ -313,7 +313,7 @@ int inspect_wg_ifindex(const struct inspect_snapshot *s)
 	return 0;
 }
 
-static const char *ifname_of(const struct inspect_snapshot *s, int ifindex, char *buf, size_t len)
+const char *inspect_link_name(const struct inspect_snapshot *s, int ifindex, char *buf, size_t len)
 {
 	const struct inspect_link *l = inspect_link_by_index(s, ifindex);
 
@@ -713,14 +713,14 @@ int inspect_routes(const struct inspect_snapshot *s, struct inspect_route_row **
 				appendf(r->problem, sizeof(r->problem), "no BPF route");
 		} else if (wg_ifindex > 0 && (int)r->bpf.ifindex != wg_ifindex)
 			appendf(r->problem, sizeof(r->problem), "BPF route points at %s, not %s",
-				ifname_of(s, (int)r->bpf.ifindex, ifbuf, sizeof(ifbuf)), wgname);
+				inspect_link_name(s, (int)r->bpf.ifindex, ifbuf, sizeof(ifbuf)), wgname);
 		if (!r->in_kernel)
 			appendf(r->problem, sizeof(r->problem), "no kernel route");
 		else if (wg_ifindex <= 0 || r->kernel.ifindex != wg_ifindex) {
 			inet_ntop(AF_INET, &r->kernel.dst, ip, sizeof(ip));
 			appendf(r->problem, sizeof(r->problem), "kernel route %s/%u goes via %s, not %s",
 				ip, r->kernel.dst_len,
-				ifname_of(s, r->kernel.ifindex, ifbuf, sizeof(ifbuf)), wgname);
+				inspect_link_name(s, r->kernel.ifindex, ifbuf, sizeof(ifbuf)), wgname);
 		}
 		if (!r->peer)
 			appendf(r->problem, sizeof(r->problem), "no WireGuard peer allows it");
@@ -971,10 +971,10 @@ static void trace_kernel(const struct inspect_snapshot *s, struct inspect_trace 
 	if (k->gateway.s_addr) {
 		inet_ntop(AF_INET, &k->gateway, gw, sizeof(gw));
 		step(t, "kernel stack: route %s/%u via %s dev %s", net, k->dst_len, gw,
-		     ifname_of(s, k->ifindex, ifbuf, sizeof(ifbuf)));
+		     inspect_link_name(s, k->ifindex, ifbuf, sizeof(ifbuf)));
 	} else {
 		step(t, "kernel stack: route %s/%u dev %s", net, k->dst_len,
-		     ifname_of(s, k->ifindex, ifbuf, sizeof(ifbuf)));
+		     inspect_link_name(s, k->ifindex, ifbuf, sizeof(ifbuf)));
 	}
 	trace_set_out(s, t, k->ifindex);
 	if (k->ifindex > 0 && k->ifindex == inspect_wg_ifindex(s)) {
@@ -1091,7 +1091,7 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 		/* From another node's pod: decrypted by WireGuard, TC ingress on the device. */
 		snprintf(t.program, sizeof(t.program), "%s", TWILL_PROG_WG);
 		snprintf(t.program_ifname, sizeof(t.program_ifname), "%.*s", IF_NAMESIZE - 1,
-			 s->wg_ifname[0] ? s->wg_ifname : ifname_of(s, wg_ifindex, ifbuf, sizeof(ifbuf)));
+			 s->wg_ifname[0] ? s->wg_ifname : inspect_link_name(s, wg_ifindex, ifbuf, sizeof(ifbuf)));
 		step(&t, "arrives decrypted on %s; %s on its ingress sees %s -> %s", t.program_ifname,
 		     TWILL_PROG_WG, srcs, dsts);
 		if (dst_ep) {

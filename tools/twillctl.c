@@ -560,17 +560,6 @@ static int cmd_peers(struct ctl *ctl, const struct inspect_snapshot *s)
 
 /* ---- routes -------------------------------------------------------------- */
 
-static const char *ifname_or_index(const struct inspect_snapshot *s, int ifindex, char *buf,
-				   size_t size)
-{
-	const struct inspect_link *l = inspect_link_by_index(s, ifindex);
-
-	if (l)
-		return l->info.name;
-	snprintf(buf, size, "ifindex %d", ifindex);
-	return buf;
-}
-
 static int cmd_routes(struct ctl *ctl, const struct inspect_snapshot *s)
 {
 	struct inspect_route_row *rows;
@@ -597,11 +586,11 @@ static int cmd_routes(struct ctl *ctl, const struct inspect_snapshot *s)
 			struct in_addr na = { .s_addr = r->bpf.node_addr };
 
 			snprintf(bpf, sizeof(bpf), "%s -> %s%s",
-				 ifname_or_index(s, (int)r->bpf.ifindex, ifb, sizeof(ifb)),
+				 inspect_link_name(s, (int)r->bpf.ifindex, ifb, sizeof(ifb)),
 				 ip_str(na, a, sizeof(a)),
 				 r->bpf.flags & TWILL_ROUTE_F_PRIVATE ? " private" : "");
 			json_object_set_new(jr, "bpf", json_pack("{s:s,s:i,s:s,s:b}",
-				"dev", ifname_or_index(s, (int)r->bpf.ifindex, ifb, sizeof(ifb)),
+				"dev", inspect_link_name(s, (int)r->bpf.ifindex, ifb, sizeof(ifb)),
 				"ifindex", (int)r->bpf.ifindex, "endpoint", a,
 				"private", (r->bpf.flags & TWILL_ROUTE_F_PRIVATE) != 0));
 		} else {
@@ -612,12 +601,12 @@ static int cmd_routes(struct ctl *ctl, const struct inspect_snapshot *s)
 			if (r->kernel.gateway.s_addr)
 				snprintf(kern, sizeof(kern), "%s via %s dev %s", kc,
 					 ip_str(r->kernel.gateway, a, sizeof(a)),
-					 ifname_or_index(s, r->kernel.ifindex, ifb2, sizeof(ifb2)));
+					 inspect_link_name(s, r->kernel.ifindex, ifb2, sizeof(ifb2)));
 			else
 				snprintf(kern, sizeof(kern), "%s dev %s", kc,
-					 ifname_or_index(s, r->kernel.ifindex, ifb2, sizeof(ifb2)));
+					 inspect_link_name(s, r->kernel.ifindex, ifb2, sizeof(ifb2)));
 			json_object_set_new(jr, "kernel", json_pack("{s:s,s:s,s:o}", "cidr", kc,
-				"dev", ifname_or_index(s, r->kernel.ifindex, ifb2, sizeof(ifb2)),
+				"dev", inspect_link_name(s, r->kernel.ifindex, ifb2, sizeof(ifb2)),
 				"gateway", r->kernel.gateway.s_addr ?
 					json_string(ip_str(r->kernel.gateway, a, sizeof(a))) :
 					json_null()));
