@@ -663,6 +663,7 @@ int wg_kernel_family_id(uint16_t *out)
 {
 	struct nl_conn c = { 0 };
 	char *buf = NULL;
+	uint16_t found = 0;
 	int len, ret;
 	ssize_t n;
 
@@ -680,7 +681,6 @@ int wg_kernel_family_id(uint16_t *out)
 		goto cleanup;
 	}
 	/* The reply, then the acknowledgement: read until the ack (or an error) ends it. */
-	*out = 0;
 	for (;;) {
 		uint16_t id = 0;
 
@@ -691,14 +691,16 @@ int wg_kernel_family_id(uint16_t *out)
 		}
 		ret = wg_kernel_parse_getfamily(buf, (size_t)n, &id);
 		if (ret == 0)
-			*out = id;
+			found = id;
 		else if (ret != -ENOENT)
 			goto cleanup;
 		errno = 0;
 		if (mnl_cb_run(buf, (size_t)n, c.seq, c.portid, NULL, NULL) <= MNL_CB_STOP)
 			break;
 	}
-	ret = *out ? 0 : -ENOENT;
+	ret = found ? 0 : -ENOENT;
+	if (found)
+		*out = found;
 cleanup:
 	free(buf);
 	conn_close(&c);
