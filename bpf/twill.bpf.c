@@ -18,13 +18,26 @@
  *  - Pod delivery uses bpf_redirect_peer() by default (straight into the pod's netns,
  *    no second trip through the backlog queue); TWILL_CFG_F_NO_REDIRECT_PEER switches
  *    to bpf_redirect() through the host veth.
+ *  - Kubernetes Services are NAT in the host stack (kube-proxy's DNAT, masquerade): a
+ *    packet of a NATed connection must cross the host's conntrack or its reverse
+ *    translation never happens. Before every redirect we ask conntrack (the
+ *    bpf_skb_ct_lookup kfunc) about the packet's own TCP/UDP tuple, which matches an
+ *    entry in either direction; an entry with IPS_SRC_NAT or IPS_DST_NAT sends the
+ *    packet to the stack. Pod-to-pod traffic never enters the stack, so it has no entry
+ *    and stays on the fast path at the cost of one hash lookup. The kfuncs are weak and
+ *    called only when the loader set twill_conntrack: without nf_conntrack the verifier
+ *    drops the dead call and the programs still load (without Services support).
+ *    Non-first fragments carry no ports and ICMP errors are not looked up: both stay on
+ *    the fast path.
  *  - The guard counts only its drops: counting every underlay packet it passes would
  *    bury the pod counters under node traffic. It never drops what it cannot parse:
  *    it sits on the node's own uplink, and an escaped pod packet is a well-formed one.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -32,6 +45,32 @@
 #include "twill_common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by the loader when the kernel has the conntrack kfuncs (lib/datapath.c). */
+const volatile __u32 twill_conntrack = 0;
+
+/* Only the field we read; CO-RE finds its offset in the running kernel. */
+struct nf_conn {
+	unsigned long status;
+} __attribute__((preserve_access_index));
+
+/* As net/netfilter/nf_conntrack_bpf.c defines it (NF_BPF_CT_OPTS_SZ, 16 bytes). */
+struct bpf_ct_opts {
+	__s32 netns_id;
+	__s32 error;
+	__u8 l4proto;
+	__u8 dir;
+	__u16 ct_zone_id;
+	__u8 ct_zone_dir;
+	__u8 reserved[3];
+};
+
+#define TWILL_CT_CURRENT_NETNS (-1) /* BPF_F_CURRENT_NETNS */
+
+extern struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb, struct bpf_sock_tuple *tuple,
+					 __u32 tuple_sz, struct bpf_ct_opts *opts,
+					 __u32 opts_sz) __weak __ksym;
+extern void bpf_ct_release(struct nf_conn *ct) __weak __ksym;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -174,6 +213,40 @@ static __always_inline int ipv4_dec_ttl(struct iphdr *ip)
 	return 0;
 }
 
+/*
+ * 1 when the packet belongs to a connection the host NATed (a Service): it must take
+ * the stack. Call before rewriting anything: the stack needs the packet as it came.
+ */
+static __always_inline int conn_is_nated(struct __sk_buff *skb, const struct iphdr *ip,
+					 __u32 l3_off)
+{
+	struct bpf_ct_opts opts = { .netns_id = TWILL_CT_CURRENT_NETNS };
+	struct bpf_sock_tuple tuple = { 0 };
+	struct nf_conn *ct;
+	__u16 ports[2];
+	int nated;
+
+	if (!twill_conntrack)
+		return 0;
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+		return 0;
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return 0;
+	opts.l4proto = ip->protocol;
+	tuple.ipv4.saddr = ip->saddr;
+	tuple.ipv4.daddr = ip->daddr;
+	if (bpf_skb_load_bytes(skb, l3_off + ip->ihl * 4, ports, sizeof(ports)) < 0)
+		return 0;
+	tuple.ipv4.sport = ports[0];
+	tuple.ipv4.dport = ports[1];
+	ct = bpf_skb_ct_lookup(skb, &tuple, sizeof(tuple.ipv4), &opts, sizeof(opts));
+	if (!ct)
+		return 0;
+	nated = (ct->status & IPS_NAT_MASK) != 0;
+	bpf_ct_release(ct);
+	return nated;
+}
+
 static __always_inline int redirect_to_pod(const struct twill_config *cfg,
 					   const struct twill_endpoint_value *ep)
 {
@@ -210,6 +283,8 @@ int twill_pod_ingress(struct __sk_buff *skb)
 	ekey.addr = ip->daddr;
 	ep = bpf_map_lookup_elem(&twill_endpoints, &ekey);
 	if (ep) {
+		if (conn_is_nated(skb, ip, ETH_HLEN))
+			return verdict(skb, TWILL_R_PASS_NAT, TC_ACT_OK);
 		if (ipv4_dec_ttl(ip) < 0)
 			return verdict(skb, TWILL_R_PASS_STACK, TC_ACT_OK);
 		data = (void *)(long)skb->data;
@@ -226,6 +301,9 @@ int twill_pod_ingress(struct __sk_buff *skb)
 	rkey.addr = ip->daddr;
 	route = bpf_map_lookup_elem(&twill_routes, &rkey);
 	if (route) {
+		/* A Service backend's reply towards a client on another node, NodePort... */
+		if (conn_is_nated(skb, ip, ETH_HLEN))
+			return verdict(skb, TWILL_R_PASS_NAT, TC_ACT_OK);
 		if (ipv4_dec_ttl(ip) < 0)
 			return verdict(skb, TWILL_R_PASS_STACK, TC_ACT_OK);
 		/*
@@ -264,6 +342,8 @@ int twill_wg_ingress(struct __sk_buff *skb)
 	ep = bpf_map_lookup_elem(&twill_endpoints, &ekey);
 	if (!ep)
 		return verdict(skb, TWILL_R_PASS_STACK, TC_ACT_OK);
+	if (conn_is_nated(skb, ip, off))
+		return verdict(skb, TWILL_R_PASS_NAT, TC_ACT_OK);
 	if (ipv4_dec_ttl(ip) < 0)
 		return verdict(skb, TWILL_R_PASS_STACK, TC_ACT_OK);
 

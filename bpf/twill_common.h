@@ -86,6 +86,7 @@ enum twill_reason {
 	TWILL_R_DROP_ESCAPED,       /* underlay guard: pod cluster traffic outside the tunnel */
 	TWILL_R_DROP_MALFORMED,     /* truncated or unparsable header */
 	TWILL_R_DROP_REDIRECT,      /* redirect or header rewrite failed */
+	TWILL_R_PASS_NAT,           /* connection NATed by the host (Services): handed to the stack */
 	TWILL_R_MAX,
 };
 

@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "datapath.h"
@@ -24,6 +25,10 @@
 #include "twill.skel.h"
 
 #define BPFFS_ROOT "/sys/fs/bpf"
+#define CT_LOOKUP_KFUNC "bpf_skb_ct_lookup"
+#define CT_MODULE_BTF "/sys/kernel/btf/nf_conntrack"
+/* Escape hatch and test knob: load without the conntrack lookup (no Services support). */
+#define CT_DISABLE_ENV "TWILL_NO_CONNTRACK"
 
 enum { DP_MAP_ROUTES, DP_MAP_ENDPOINTS, DP_MAP_CONFIG, DP_MAP_COUNTERS, DP_MAP_MAX };
 enum { DP_PROG_POD, DP_PROG_WG, DP_PROG_GUARD, DP_PROG_MAX };
@@ -50,6 +55,7 @@ static const char *const reason_names[TWILL_R_MAX] = {
 	[TWILL_R_DROP_ESCAPED] = "drop_escaped",
 	[TWILL_R_DROP_MALFORMED] = "drop_malformed",
 	[TWILL_R_DROP_REDIRECT] = "drop_redirect",
+	[TWILL_R_PASS_NAT] = "pass_nat",
 };
 
 struct datapath {
@@ -245,12 +251,82 @@ static int pin_prog_replace(int fd, const char *pin_dir, const char *name)
 	return 0;
 }
 
+/*
+ * Whether the kernel has the conntrack kfuncs (nf_conntrack built in, or its module
+ * loaded): without them the programs skip the lookup, and Services between pods break.
+ */
+static bool conntrack_kfuncs_present(void)
+{
+	struct btf *vmlinux, *mod = NULL;
+	const char *off = getenv(CT_DISABLE_ENV);
+	bool found = false;
+
+	if (off && off[0] && strcmp(off, "0") != 0) {
+		log_warn("%s='%s': loading the BPF programs without the conntrack lookup",
+			 CT_DISABLE_ENV, off);
+		return false;
+	}
+	vmlinux = btf__load_vmlinux_btf();
+	if (!vmlinux) {
+		log_warn("cannot read the kernel's BTF: no conntrack lookup in the dataplane");
+		return false;
+	}
+	found = btf__find_by_name_kind(vmlinux, CT_LOOKUP_KFUNC, BTF_KIND_FUNC) > 0;
+	if (!found && access(CT_MODULE_BTF, R_OK) == 0) {
+		mod = btf__parse_split(CT_MODULE_BTF, vmlinux);
+		found = mod && btf__find_by_name_kind(mod, CT_LOOKUP_KFUNC, BTF_KIND_FUNC) > 0;
+	}
+	if (!found)
+		log_warn("kernel has no '%s' (nf_conntrack not loaded): Kubernetes Services "
+			 "between pods will not work", CT_LOOKUP_KFUNC);
+	btf__free(mod);
+	btf__free(vmlinux);
+	return found;
+}
+
+static int skel_open_load(struct datapath *dp, const char *pin_dir, bool conntrack)
+{
+	struct bpf_map *map;
+	char path[PATH_MAX];
+	int err, i;
+
+	dp->skel = twill__open();
+	if (!dp->skel) {
+		err = errno ? -errno : -ENOMEM;
+		log_err("cannot open the BPF object: %s", strerror(-err));
+		return err;
+	}
+	dp->skel->rodata->twill_conntrack = conntrack;
+	for (i = 0; i < DP_MAP_MAX; i++) {
+		map = bpf_object__find_map_by_name(dp->skel->obj, map_names[i]);
+		if (!map) {
+			log_err("BPF object has no map '%s'", map_names[i]);
+			return -ENOENT;
+		}
+		err = pin_path(path, sizeof(path), pin_dir, "", map_names[i]);
+		if (err)
+			return err;
+		drop_incompatible_pin(map, path);
+		/* libbpf reuses the map pinned there, or creates and pins it at load. */
+		err = bpf_map__set_pin_path(map, path);
+		if (err) {
+			log_err("cannot set pin path '%s' for map '%s': %s", path, map_names[i],
+				strerror(-err));
+			return err;
+		}
+	}
+	err = twill__load(dp->skel);
+	if (err)
+		log_err("cannot load the BPF programs (pin folder '%s'%s): %s", pin_dir,
+			conntrack ? ", with the conntrack lookup" : "", strerror(-err));
+	return err;
+}
+
 int datapath_load_and_pin(const char *pin_dir, struct datapath **out)
 {
 	struct datapath *dp = NULL;
 	struct bpf_program *prog;
-	struct bpf_map *map;
-	char path[PATH_MAX];
+	bool conntrack;
 	int err, i;
 
 	err = check_pin_dir(pin_dir);
@@ -267,37 +343,19 @@ int datapath_load_and_pin(const char *pin_dir, struct datapath **out)
 	dp = datapath_alloc();
 	if (!dp)
 		return -ENOMEM;
-	dp->skel = twill__open();
-	if (!dp->skel) {
-		err = errno ? -errno : -ENOMEM;
-		log_err("cannot open the BPF object: %s", strerror(-err));
+	conntrack = conntrack_kfuncs_present();
+	err = skel_open_load(dp, pin_dir, conntrack);
+	if (err && conntrack) {
+		/* The kfuncs exist but this kernel refuses them for TC: keep the fast path. */
+		log_warn("cannot load the BPF programs with the conntrack lookup: loading them "
+			 "without it, Kubernetes Services between pods will not work");
+		twill__destroy(dp->skel);
+		dp->skel = NULL;
+		conntrack = false;
+		err = skel_open_load(dp, pin_dir, conntrack);
+	}
+	if (err)
 		goto cleanup;
-	}
-	for (i = 0; i < DP_MAP_MAX; i++) {
-		map = bpf_object__find_map_by_name(dp->skel->obj, map_names[i]);
-		if (!map) {
-			err = -ENOENT;
-			log_err("BPF object has no map '%s'", map_names[i]);
-			goto cleanup;
-		}
-		err = pin_path(path, sizeof(path), pin_dir, "", map_names[i]);
-		if (err)
-			goto cleanup;
-		drop_incompatible_pin(map, path);
-		/* libbpf reuses the map pinned there, or creates and pins it at load. */
-		err = bpf_map__set_pin_path(map, path);
-		if (err) {
-			log_err("cannot set pin path '%s' for map '%s': %s", path, map_names[i],
-				strerror(-err));
-			goto cleanup;
-		}
-	}
-	err = twill__load(dp->skel);
-	if (err) {
-		log_err("cannot load the BPF programs (pin folder '%s'): %s", pin_dir,
-			strerror(-err));
-		goto cleanup;
-	}
 	for (i = 0; i < DP_MAP_MAX; i++)
 		dp->map_fd[i] = bpf_object__find_map_fd_by_name(dp->skel->obj, map_names[i]);
 	for (i = 0; i < DP_PROG_MAX; i++) {
@@ -312,7 +370,8 @@ int datapath_load_and_pin(const char *pin_dir, struct datapath **out)
 		if (err)
 			goto cleanup;
 	}
-	log_info("BPF dataplane loaded and pinned in '%s'", pin_dir);
+	log_info("BPF dataplane loaded and pinned in '%s' (Services support %s)", pin_dir,
+		 conntrack ? "on: NATed connections take the stack" : "off: no conntrack kfuncs");
 	*out = dp;
 	dp = NULL;
 	err = 0;
@@ -394,6 +453,53 @@ int datapath_unpin(const char *pin_dir)
 		return err;
 	}
 	return 0;
+}
+
+/*
+ * Read back from the loaded program itself (its .rodata), so the answer is what the
+ * kernel runs, whoever loaded it and whatever the environment says now.
+ */
+int datapath_services_active(struct datapath *dp, bool *active)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info), ids[16], i;
+	int err = -ENOENT;
+
+	if (!dp || !active)
+		return -EINVAL;
+	if (dp->skel) {
+		*active = dp->skel->rodata->twill_conntrack != 0;
+		return 0;
+	}
+	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
+	info.map_ids = (__u64)(unsigned long)ids;
+	if (bpf_obj_get_info_by_fd(dp->prog_fd[DP_PROG_POD], &info, &len) < 0)
+		return -errno;
+	for (i = 0; i < info.nr_map_ids && i < sizeof(ids) / sizeof(ids[0]); i++) {
+		struct twill__rodata rodata;
+		struct bpf_map_info minfo = { 0 };
+		__u32 mlen = sizeof(minfo), zero = 0;
+		int fd = bpf_map_get_fd_by_id(ids[i]);
+
+		if (fd < 0)
+			continue;
+		/* The kernel keeps 15 characters of "twill.rodata". */
+		if (bpf_obj_get_info_by_fd(fd, &minfo, &mlen) == 0 &&
+		    strstr(minfo.name, ".rodata") && minfo.value_size >= sizeof(rodata) &&
+		    minfo.value_size <= 4096) {
+			char value[4096];
+
+			if (bpf_map_lookup_elem(fd, &zero, value) == 0) {
+				memcpy(&rodata, value, sizeof(rodata));
+				*active = rodata.twill_conntrack != 0;
+				err = 0;
+			}
+		}
+		close(fd);
+		if (err == 0)
+			break;
+	}
+	return err;
 }
 
 int datapath_prog_fd(const struct datapath *dp, const char *prog_name)
@@ -816,6 +922,9 @@ int datapath_counters_read(struct datapath *dp, struct twill_counter *out)
 		out[reason].packets = 0;
 		out[reason].bytes = 0;
 		if (bpf_map_lookup_elem(dp->map_fd[DP_MAP_COUNTERS], &reason, percpu) < 0) {
+			/* A map pinned by an older version has no slot for newer reasons. */
+			if (errno == ENOENT && reason > 0)
+				continue;
 			err = -errno;
 			log_err("cannot read BPF counter '%s': %s", reason_names[reason],
 				strerror(errno));

@@ -73,6 +73,12 @@ int datapath_pod_add(struct datapath *dp, __u32 pod_addr_be, int host_ifindex,
 int datapath_pod_del(struct datapath *dp, __u32 pod_addr_be, int host_ifindex);
 /* fd of a program (TWILL_PROG_*), owned by dp; for tests (BPF_PROG_TEST_RUN). */
 int datapath_prog_fd(const struct datapath *dp, const char *prog_name);
+/*
+ * Whether the loaded programs look up conntrack so NATed connections (Kubernetes
+ * Services) take the host stack: false when the kernel lacked the kfuncs at load time
+ * (nf_conntrack not loaded) or TWILL_NO_CONNTRACK was set. -ENOENT when unknown.
+ */
+int datapath_services_active(struct datapath *dp, bool *active);
 /* Stable lower-case name of a reason ("to_wireguard", ...), "unknown" when out of range. */
 const char *datapath_reason_name(unsigned int reason);
 

@@ -36,6 +36,8 @@ static const struct {
 				     "truncated or unparsable header" },
 	[TWILL_R_DROP_REDIRECT] = { "TWILL_R_DROP_REDIRECT",
 				    "redirect or header rewrite failed" },
+	[TWILL_R_PASS_NAT] = { "TWILL_R_PASS_NAT",
+			       "connection NATed by the host (Services): handed to the stack" },
 };
 
 const char *inspect_reason_enum_name(int reason)

@@ -44,6 +44,7 @@ struct inspect_snapshot {
 
 	char pin_dir[PATH_MAX];
 	bool dp_loaded;                      /* the pinned maps could be opened */
+	int dp_services;                     /* NATed connections take the stack: 1, 0, -1 unknown */
 	bool have_config;
 	struct twill_config config;
 	struct twill_route_key *route_keys;

@@ -28,6 +28,7 @@
 static void collect_dataplane(struct inspect_snapshot *s, const char *pin_dir)
 {
 	struct datapath *dp = NULL;
+	bool services;
 	int ret;
 
 	ret = datapath_open_pinned(pin_dir, &dp);
@@ -36,6 +37,7 @@ static void collect_dataplane(struct inspect_snapshot *s, const char *pin_dir)
 		return;
 	}
 	s->dp_loaded = true;
+	s->dp_services = datapath_services_active(dp, &services) == 0 ? services : -1;
 	if (datapath_config_get(dp, &s->config) == 0)
 		s->have_config = true;
 	ret = datapath_route_list(dp, &s->route_keys, &s->route_values, &s->n_routes);

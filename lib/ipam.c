@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The node's /24 address store: one JSON file per network, changed only under an
- * exclusive flock and only by replacing it whole (temp file, fsync, rename, fsync of
- * the folder). A process killed at any instant therefore leaves the old or the new
- * store, never a torn one, and the kernel drops its lock. A store that does not parse
+ * exclusive flock and only by replacing it whole (temp file, fdatasync, rename). A
+ * process killed at any instant therefore leaves the old or the new store, never a
+ * torn one, and the kernel drops its lock. A store that does not parse
  * is never rewritten: every operation fails with -EBADMSG until an operator fixes it,
  * because an empty store would hand out addresses that running pods still use.
  *
@@ -731,7 +731,9 @@ static int store_load(struct ipam *ipam, struct ipam_store **out)
 	size_t len = 0;
 	int fd, r;
 
-	fd = openat(ipam->dir_fd, IPAM_STORE_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO in the store's place must fail the type check, not hang */
+	fd = openat(ipam->dir_fd, IPAM_STORE_NAME,
+		    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0 && errno == ENOENT) {
 		s = calloc(1, sizeof(*s));
 		if (!s)
@@ -779,9 +781,11 @@ static int store_save(struct ipam *ipam, const struct ipam_store *s)
 	r = ipam_store_format(s, &text);
 	if (r < 0)
 		goto cleanup;
-	/* under the lock, any temp file left here is a dead writer's: truncate it */
+	/* under the lock, any temp file here is a dead writer's; O_EXCL after removing it so
+	 * nothing planted in its place (a FIFO, a symlink) is ever opened */
+	unlinkat(ipam->dir_fd, IPAM_STORE_TMP_NAME, 0);
 	fd = openat(ipam->dir_fd, IPAM_STORE_TMP_NAME,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
 		r = -errno;
 		goto fail;
@@ -806,11 +810,12 @@ static int store_save(struct ipam *ipam, const struct ipam_store *s)
 		goto fail;
 	}
 	tmp_made = false;
-	/* the rename is durable only once the folder is */
-	if (fsync(ipam->dir_fd) < 0) {
-		r = -errno;
-		goto fail;
-	}
+	/*
+	 * No fsync of the folder: it would only make the rename itself survive a power
+	 * loss, and it costs as much as the rest of an ADD. Losing the last rename leaves
+	 * the previous complete store, and a power loss is a reboot, after which no pod is
+	 * alive: the agent's boot check and CNI GC release whatever that store still holds.
+	 */
 	r = 0;
 	goto cleanup;
 fail:
@@ -917,11 +922,11 @@ int ipam_allocate(struct ipam *ipam, const char *container_id, const char *ifnam
 	strcpy(a->ifname, ifname);
 	a->allocated_at = time(NULL);
 	s->cursor = host;
-	*out = a->addr;
 	qsort(s->allocs, s->count, sizeof(*s->allocs), alloc_cmp);
 	r = store_save(ipam, s);
 	if (r < 0)
 		goto cleanup;
+	*out = host_addr(ipam->network, host);
 	inet_ntop(AF_INET, out, addr, sizeof(addr));
 	log_info("allocated %s to container '%s' ifname '%s' in '%s'", addr, container_id,
 		 ifname, ipam->dir);

@@ -375,6 +375,8 @@ static int cmd_status(struct ctl *ctl, const struct inspect_snapshot *s)
 		json_object_set_new(j, "strict", json_boolean(s->have_config ? s->config.strict :
 			(s->have_state && s->state.strict)));
 		json_object_set_new(j, "dataplane_loaded", json_boolean(s->dp_loaded));
+		json_object_set_new(j, "services_nat", s->dp_loaded && s->dp_services >= 0 ?
+			json_boolean(s->dp_services) : json_null());
 		json_object_set_new(j, "bpf_pin_dir", json_string(s->pin_dir));
 		json_object_set_new(j, "programs", progs);
 		json_object_set_new(j, "pod_veths", json_integer((json_int_t)veths));
@@ -417,6 +419,10 @@ static int cmd_status(struct ctl *ctl, const struct inspect_snapshot *s)
 	printf("strict mode:     %s\n", (s->have_config ? s->config.strict :
 					  (s->have_state && s->state.strict)) ? "on" : "off");
 	printf("dataplane:       %s (%s)\n", s->dp_loaded ? "loaded" : "not loaded", s->pin_dir);
+	if (s->dp_loaded)
+		printf("services:        %s\n", s->dp_services > 0 ? "on (NATed connections take the stack)" :
+		       s->dp_services == 0 ? "off (no conntrack kfuncs: Services between pods break)" :
+		       "unknown");
 	printf("programs:       ");
 	{
 		bool any = false;

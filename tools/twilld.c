@@ -15,6 +15,11 @@
 
 #define DEFAULT_CLUSTER_CIDR "10.244.0.0/16"
 #define DEFAULT_RESYNC_SEC 60
+/*
+ * Every peer handshakes at least every two minutes, so `twillctl peers` can tell a dead
+ * peer from an idle one, and NAT or firewall state on public paths stays open.
+ */
+#define DEFAULT_KEEPALIVE_SEC 25
 
 static void usage(FILE *f)
 {
@@ -34,7 +39,7 @@ static void usage(FILE *f)
 "  --wg-device NAME        WireGuard device (default twill0)\n"
 "  --wg-backend B          auto, kernel or userspace (default auto)\n"
 "  --listen-port PORT      instead of the node's twill.dev/wireguard-port\n"
-"  --keepalive SECONDS     persistent keepalive for every peer (default off)\n"
+"  --keepalive SECONDS     persistent keepalive for every peer (default 25, 0 = off)\n"
 "  --cluster-cidr CIDR     the cluster pod range (default " DEFAULT_CLUSTER_CIDR ")\n"
 "  --no-bpf                kernel routes only, no BPF dataplane\n"
 "  --strict, --no-strict   drop cluster traffic with no route (default strict)\n"
@@ -140,6 +145,7 @@ int main(int argc, char **argv)
 		.listen_port = -1,
 		.strict = true,
 		.resync_sec = DEFAULT_RESYNC_SEC,
+		.keepalive = DEFAULT_KEEPALIVE_SEC,
 	};
 	const char *node = NULL, *cluster = NULL, *log_file = NULL;
 	bool once = false, show_key = false, cleanup = false;

@@ -19,7 +19,7 @@ set -euo pipefail
 SRC=${TWILL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${TWILL_BUILD_DIR:-$SRC/build}
 LAB_BIN=$SRC/tools/twill-lab
-P=agrc
+P=agr$(($$ % 100000))
 WORK=""
 BG=()
 

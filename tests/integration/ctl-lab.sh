@@ -11,7 +11,7 @@ SRC=${TWILL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${TWILL_BUILD_DIR:-$SRC/build}
 LAB_BIN=$SRC/tools/twill-lab
 CTL=$BUILD/tools/twillctl
-P=ct
+P=ctl$(($$ % 100000))
 WORK=""
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -193,7 +193,7 @@ has "^$(echo "${R#TWILL_R_}" | tr A-Z a-z) +$after " "counters table"
 ctl n1 --json counters --watch 1 --count 2
 expect_rc 0 "counters --watch"
 [ "$(jq -s 'length' "$WORK/last.out")" = 2 ] || fail "counters --watch 1 --count 2 printed $(jq -s length "$WORK/last.out") objects"
-jq -s -e 'all(.[]; .rates | length == 8)' "$WORK/last.out" > /dev/null || fail "counters --watch rates"
+jq -s -e 'all(.[]; .rates | length == 9)' "$WORK/last.out" > /dev/null || fail "counters --watch rates"
 ok "counters: $R $before -> $after after 3 pings; --watch prints rates"
 
 # --- routes: a kernel route deleted by hand ----------------------------------------

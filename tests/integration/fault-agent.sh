@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Agent faults (issue 7), in a two-node lab (prefix "flag"):
+# Agent faults (issue 7), in a two-node lab (prefix "fla<pid>"):
 #  1. wireguard-go killed on n1: the agent notices within seconds (its health check),
 #     re-creates the device with the same key, port, peers, address, routes and BPF
 #     attach; the pods talk again; `twillctl status` shows the recovery.
@@ -15,7 +15,7 @@ set -euo pipefail
 SRC=${TWILL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${TWILL_BUILD_DIR:-$SRC/build}
 LAB_BIN=$SRC/tools/twill-lab
-P=flag
+P=fla$(( $$ % 100000 ))       # the lab prefix: 8 characters at most, unique per run
 WORK=""
 RECOVER_MAX_S=${FL_RECOVER_MAX_S:-10}
 
@@ -84,12 +84,19 @@ for p in $(pgrep -x wireguard-go || true); do
   esac
 done
 [ -n "$wgpid" ] || fail "no wireguard-go process for $WG"
+# a ping every 50 ms across the kill measures the outage (bounded: 120 probes, 6 s)
+lab exec n1-p1 -- ping -i 0.05 -c 120 -W 1 -q "$DST" > "$WORK/ping-during" 2>&1 & ping_pid=$!
+sleep 0.5
 kill -KILL "$wgpid"
 t=$(wait_for "$RECOVER_MAX_S" sh -c "ip -n $P-n1 link show $WG >/dev/null 2>&1 && [ \"\$(nsenter --net=/var/run/netns/$P-n1 wg show $WG peers 2>/dev/null | wc -l)\" -ge 1 ]") ||
   fail "the device was not re-created within ${RECOVER_MAX_S}s"
 echo "device re-created with its peer ${t}s after the kill"
 t2=$(wait_for "$RECOVER_MAX_S" pod_ping) || fail "pods did not regain connectivity within ${RECOVER_MAX_S}s of the re-creation"
 echo "pods talk again ${t2}s later"
+wait "$ping_pid" || true
+read -r sent recv < <(awk '/packets transmitted/ { print $1, $4 }' "$WORK/ping-during")
+echo "ping every 50 ms across the kill: $recv of $sent answered, outage about $(( (sent - recv) * 50 )) ms"
+[ "${recv:-0}" -gt 0 ] && [ $((sent - recv)) -lt 100 ] || fail "pods did not keep talking across the kill: $(cat "$WORK/ping-during")"
 after=$(device_facts)
 echo "n1 device: $after"
 [ "$after" = "$before" ] || fail "the re-created device differs: before '$before', after '$after'"

@@ -30,7 +30,8 @@ WK=$FL_STATE/work             # logs and scratch, outside it
 mkdir -p "$ST" "$WK"
 chmod 0700 "$ST"
 GOOD_CONF=$(jq -nc --arg net "$FL_NET" --arg cidr "$FL_CIDR_PREFIX.0/24" --arg st "$ST" \
-  '{cniVersion: "1.1.0", name: $net, type: "twill", podCIDR: $cidr, mtu: 1440, stateDir: $st}')
+  '{cniVersion: "1.1.0", name: $net, type: "twill", podCIDR: $cidr, mtu: 1440, stateDir: $st,
+    bpfPinDir: ("/sys/fs/bpf/" + $net)}')
 
 # A state folder as a node has it: one live pod in the store, node.json, the key.
 echo "$GOOD_CONF" | nsenter --net="/var/run/netns/$FL_HOST" env -i CNI_COMMAND=ADD CNI_CONTAINERID=live1 \

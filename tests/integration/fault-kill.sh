@@ -19,6 +19,16 @@ KILL_PCT=40                 # share of operations that get a SIGKILL timer
 per_worker=$(( (OPS + WORKERS - 1) / WORKERS ))
 
 fl_host_setup
+# With the BPF dataplane pinned the plugin also registers every pod in the endpoint map:
+# that map must end up exactly as clean as the store.
+DP=$TWILL_BUILD_DIR/tests/integration/twill-dp-helper
+PIN=/sys/fs/bpf/$FL_TAG           # the bpfPinDir fl_conf names
+bpf=no
+if [ -x "$DP" ] && nsenter --net="/var/run/netns/$FL_HOST" "$DP" load "$PIN" >/dev/null 2>&1; then
+  bpf=yes
+  FL_EXTRA_CLEANUP='"$DP" unpin "$PIN" >/dev/null 2>&1; rm -rf "$PIN"'
+fi
+echo "BPF dataplane pinned for the plugin: $bpf"
 conf=$(fl_conf 1.1.0)
 echo "$conf" > "$FL_STATE/conf.json"
 mkdir -p "$FL_STATE/run"
@@ -158,11 +168,21 @@ fi
 
 fl_log "before GC: $(jq '.allocations | length' "$FL_STATE/ipam/$FL_NET/store.json") allocations, $(ip -n "$FL_HOST" -o link show type veth | wc -l) host veths, $live live pods"
 valid=$(awk '{printf "%s{\"containerID\":\"%s\",\"ifname\":\"%s\"}", (NR > 1 ? "," : ""), $1, $2}' "$FL_STATE/run/live")
-gc_released_before=$(grep -c 'GC: released' "$FL_STATE/twill.log" || true)
-fl_conf 1.1.0 "\"cni.dev/valid-attachments\":[$valid]" | fl_run GC "" "" "" || fl_fail "GC failed"
+fl_conf 1.1.0 "\"cni.dev/valid-attachments\":[$valid]" > "$FL_STATE/gc.json"
+# GC itself is killed too, at random moments: the next one must finish the job
+gc_kills=0
+for i in 1 2 3 4; do
+  d=$(awk -v r=$RANDOM -v t=$T_US 'BEGIN { printf "%.6f", t * (r % 1000) / 1000 / 1e6 }')
+  rc=$(timeout -s KILL "$d" nsenter --net="/var/run/netns/$FL_HOST" env -i PATH="$PATH" CNI_COMMAND=GC \
+    "$TWILL" < "$FL_STATE/gc.json" > /dev/null 2>>"$FL_STATE/stderr.log"; echo $?)
+  [ "$rc" -ne 137 ] || gc_kills=$((gc_kills + 1))
+done
+echo "4 GCs with a SIGKILL timer: $gc_kills killed before they finished"
+gc_released_before=0
+fl_run GC "" "" "" < "$FL_STATE/gc.json" || fl_fail "GC failed"
 released=$(( $(grep -c 'GC: released' "$FL_STATE/twill.log" || true) - gc_released_before ))
 veths_removed=$(grep -c 'GC: removing host veth' "$FL_STATE/twill.log" || true)
-echo "GC released $released leaked allocations and removed $veths_removed orphan host veths"
+echo "GCs released $released leaked allocations and removed $veths_removed orphan host veths"
 
 # 1. the pods: exactly the live set, each with the address its ADD returned, none twice
 pod_addrs | sort > "$FL_STATE/run/pods"
@@ -184,7 +204,19 @@ awk '{print $1, $2}' "$FL_STATE/run/live" | fl_hostveths | sort > "$FL_STATE/run
 if ! diff -u "$FL_STATE/run/want-veths" "$FL_STATE/run/veths"; then
   fl_fail "host veths after GC differ from the live pods' (- expected, + found)"
 fi
-# 4. the live pods work: each answers the host's ping (bounded: one try each)
+# 4. the BPF endpoint map: exactly the live pods, each on its own host veth
+if [ "$bpf" = yes ]; then
+  nsenter --net="/var/run/netns/$FL_HOST" "$DP" endpoints "$PIN" | awk '{print $1, $3}' | sort > "$FL_STATE/run/endpoints"
+  while read -r id ifn _ a; do
+    v=$(echo "$id $ifn" | fl_hostveths)
+    echo "$a $(ip -n "$FL_HOST" -o link show "$v" | cut -d: -f1)"
+  done < "$FL_STATE/run/live" | sort > "$FL_STATE/run/want-endpoints"
+  if ! diff -u "$FL_STATE/run/want-endpoints" "$FL_STATE/run/endpoints"; then
+    fl_fail "BPF endpoint map after GC differs from the live pods (- expected, + found)"
+  fi
+  echo "BPF endpoint map: $(wc -l < "$FL_STATE/run/endpoints") entries, exactly the live pods on their host veths"
+fi
+# 5. the live pods work: each answers the host's ping (bounded: one try each)
 unreach=0
 while read -r _ _ _ a; do
   ip netns exec "$FL_HOST" ping -c1 -W1 -q "$a" >/dev/null 2>&1 || unreach=$((unreach + 1))

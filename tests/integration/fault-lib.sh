@@ -43,8 +43,8 @@ fl_host_setup() {
 # fl_conf VERSION [extra json members]
 fl_conf() {
   local v=$1 extra=${2:-}
-  printf '{"cniVersion":"%s","name":"%s","type":"twill","podCIDR":"%s.0/24","mtu":1440,"stateDir":"%s","logLevel":"info","logFile":"%s/twill.log"%s}' \
-    "$v" "$FL_NET" "$FL_CIDR_PREFIX" "$FL_STATE" "$FL_STATE" "${extra:+,$extra}"
+  printf '{"cniVersion":"%s","name":"%s","type":"twill","podCIDR":"%s.0/24","mtu":1440,"stateDir":"%s","bpfPinDir":"/sys/fs/bpf/%s","logLevel":"info","logFile":"%s/twill.log"%s}' \
+    "$v" "$FL_NET" "$FL_CIDR_PREFIX" "$FL_STATE" "$FL_TAG" "$FL_STATE" "${extra:+,$extra}"
 }
 
 fl_pod() { echo "$FL_TAG-p$1"; }

@@ -17,7 +17,7 @@ SRC=${TWILL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${TWILL_BUILD_DIR:-$SRC/build}
 LAB_BIN=$SRC/tools/twill-lab
 HELPER=$BUILD/tests/integration/twill-dp-helper
-P=dplab
+P=dpl$(($$ % 100000))
 WORK=""
 BG=()
 

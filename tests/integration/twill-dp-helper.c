@@ -4,7 +4,7 @@
  * redirect paths without the agent or the CNI plugin. Run it inside the node's network
  * namespace (nsenter --net=...): interface names resolve there.
  *
- *   load PIN | unpin PIN | counters PIN | routes PIN
+ *   load PIN | unpin PIN | counters PIN | routes PIN | endpoints PIN
  *   config PIN CLUSTER/LEN NODE/LEN WG_IFNAME STRICT(0|1) [FLAGS]
  *   route PIN CIDR/LEN IFNAME NODE_ADDR | route-del PIN CIDR/LEN
  *   endpoint PIN POD_IP HOST_IFNAME POD_MAC   (datapath_pod_add: register + attach)
@@ -117,6 +117,18 @@ static int run(int argc, char **argv)
 			printf("%s/%u ifindex %u\n",
 			       inet_ntop(AF_INET, &keys[i].addr, buf, sizeof(buf)),
 			       keys[i].prefixlen, values[i].ifindex);
+		free(keys);
+		free(values);
+	} else if (strcmp(cmd, "endpoints") == 0) {
+		struct twill_endpoint_key *keys = NULL;
+		struct twill_endpoint_value *values = NULL;
+		size_t n = 0, i;
+		char buf[INET_ADDRSTRLEN];
+
+		err = datapath_endpoint_list(dp, &keys, &values, &n);
+		for (i = 0; !err && i < n; i++)
+			printf("%s ifindex %u\n", inet_ntop(AF_INET, &keys[i].addr, buf, sizeof(buf)),
+			       values[i].host_ifindex);
 		free(keys);
 		free(values);
 	} else if (strcmp(cmd, "config") == 0 && argc >= 7) {

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -710,4 +712,222 @@ Test(datapath, pod_add_and_del_as_the_cni_plugin_does)
 	/* A failed attach leaves no endpoint behind. */
 	cr_assert_eq(datapath_pod_add(dp, addr("10.244.1.8"), 4242, pod_mac, host_mac), -ENODEV);
 	cr_assert_eq(datapath_endpoint_lookup(dp, addr("10.244.1.8"), &ev), -ENOENT);
+}
+
+/* ---- Services: connections NATed by the host take the stack ---- */
+
+/*
+ * A real conntrack entry with DNAT, in a private network namespace (BPF_PROG_TEST_RUN
+ * runs the program on the caller's loopback, so the conntrack lookup sees this
+ * namespace's table): a TCP connection from 127.0.0.1 to a "ClusterIP" 127.0.0.2:80
+ * that an nft rule, as kube-proxy would, DNATs to a listener on 127.0.0.1:*svc_port.
+ * Returns the connected socket (the entry lives while it does) and the client port.
+ */
+static int nated_connection(__u16 *client_port, __u16 *svc_port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	char rules[512];
+	int lfd, cfd;
+	FILE *f;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		cr_skip_test("cannot make a network namespace: %s", strerror(errno));
+	if (system("ip link set lo up") != 0)
+		cr_skip_test("cannot bring loopback up (ip)");
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(lfd, 0);
+	a.sin_addr.s_addr = addr("127.0.0.1");
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(lfd, 1), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+	*svc_port = ntohs(a.sin_port);
+	snprintf(rules, sizeof(rules),
+		 "table ip twill_svc_test {\n"
+		 " chain output {\n"
+		 "  type nat hook output priority -100; policy accept;\n"
+		 "  ip daddr 127.0.0.2 tcp dport 80 dnat to 127.0.0.1:%u\n"
+		 " }\n"
+		 "}\n", *svc_port);
+	f = popen("nft -f - 2>/dev/null", "w");
+	if (!f)
+		cr_skip_test("cannot run nft");
+	fputs(rules, f);
+	if (pclose(f) != 0)
+		cr_skip_test("nft cannot install a DNAT rule here (nftables missing?)");
+	cfd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(cfd, 0);
+	a.sin_addr.s_addr = addr("127.0.0.2");
+	a.sin_port = htons(80);
+	cr_assert_eq(connect(cfd, (struct sockaddr *)&a, sizeof(a)), 0, "connect through the DNAT: %s",
+		     strerror(errno));
+	alen = sizeof(a);
+	cr_assert_eq(getsockname(cfd, (struct sockaddr *)&a, &alen), 0);
+	*client_port = ntohs(a.sin_port);
+	close(lfd);
+	return cfd;
+}
+
+/* A TCP segment from src:sport to dst:dport, in an Ethernet frame. */
+static size_t build_tcp_frame(__u8 *buf, const char *src, __u16 sport, const char *dst,
+			      __u16 dport)
+{
+	struct ethhdr eth = { .h_proto = htons(ETH_P_IP) };
+	__u16 ports[2] = { htons(sport), htons(dport) };
+	size_t len;
+
+	memcpy(eth.h_dest, host_mac, ETH_ALEN);
+	memcpy(eth.h_source, src_mac, ETH_ALEN);
+	memcpy(buf, &eth, sizeof(eth));
+	len = sizeof(eth) + build_ipv4(buf + sizeof(eth), src, dst, 64, IPPROTO_TCP);
+	memcpy(buf + ETH_HLEN + 20, ports, sizeof(ports));
+	return len;
+}
+
+static void services_endpoint(const char *pod)
+{
+	struct twill_endpoint_key ek = { .addr = addr(pod) };
+	struct twill_endpoint_value ev = { .host_ifindex = HOST_IFINDEX };
+
+	memcpy(ev.pod_mac, pod_mac, ETH_ALEN);
+	memcpy(ev.host_mac, host_mac, ETH_ALEN);
+	cr_assert_eq(datapath_endpoint_set(dp, &ek, &ev), 0);
+}
+
+Test(datapath, services_support_is_active_where_the_kernel_has_conntrack)
+{
+	struct datapath *pinned = NULL;
+	bool on = false;
+
+	if (access("/proc/sys/net/netfilter", F_OK) != 0)
+		cr_skip_test("no nf_conntrack in this kernel");
+	cr_assert_eq(datapath_services_active(dp, &on), 0);
+	cr_assert(on, "the conntrack lookup is off although the kernel has nf_conntrack");
+	/* twillctl's view: read back from the pinned program itself. */
+	on = false;
+	cr_assert_eq(datapath_open_pinned(pin_dir, &pinned), 0);
+	cr_assert_eq(datapath_services_active(pinned, &on), 0);
+	cr_assert(on);
+	datapath_close(pinned);
+	cr_assert_str_eq(datapath_reason_name(TWILL_R_PASS_NAT), "pass_nat");
+}
+
+Test(datapath, services_reply_of_a_nated_connection_takes_the_stack)
+{
+	__u16 cport, sport;
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+	int fd;
+
+	fill_maps(1);
+	fd = nated_connection(&cport, &sport);
+	/* The backend's reply to the client's pod (127.0.0.1 plays it). */
+	services_endpoint("127.0.0.1");
+	len = build_tcp_frame(pkt, "127.0.0.1", sport, "127.0.0.1", cport);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK, "reply of a DNATed connection was redirected");
+	cr_assert_arr_eq(r.out, pkt, len, "a packet for the stack must be untouched");
+	assert_counted(&r, TWILL_R_PASS_NAT, len);
+	/* Same through WireGuard's ingress. */
+	r = run(TWILL_PROG_WG, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	assert_counted(&r, TWILL_R_PASS_NAT, len);
+	/* The client's own direction matches the entry too (original tuple, pre-DNAT). */
+	services_endpoint("127.0.0.2");
+	len = build_tcp_frame(pkt, "127.0.0.1", cport, "127.0.0.2", 80);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK);
+	assert_counted(&r, TWILL_R_PASS_NAT, len);
+
+	/* Any other connection between the same addresses stays on the fast path. */
+	len = build_tcp_frame(pkt, "127.0.0.1", sport, "127.0.0.1", (__u16)(cport ^ 1));
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_REDIRECT);
+	assert_counted(&r, TWILL_R_TO_LOCAL_POD, len);
+	close(fd);
+}
+
+Test(datapath, services_nated_reply_towards_another_node_takes_the_stack)
+{
+	struct twill_route_key rk = { .prefixlen = 24, .addr = addr("127.0.0.0") };
+	struct twill_route_value rv = { .ifindex = WG_IFINDEX };
+	__u16 cport, sport;
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+	int fd;
+
+	fill_maps(1);
+	fd = nated_connection(&cport, &sport);
+	cr_assert_eq(datapath_route_set(dp, &rk, &rv), 0);
+	len = build_tcp_frame(pkt, "127.0.0.1", sport, "127.0.0.1", cport);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_OK, "reply of a DNATed connection went into WireGuard");
+	assert_counted(&r, TWILL_R_PASS_NAT, len);
+	len = build_tcp_frame(pkt, "127.0.0.1", sport, "127.0.0.1", (__u16)(cport ^ 1));
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_REDIRECT);
+	assert_counted(&r, TWILL_R_TO_WIREGUARD, len);
+	close(fd);
+}
+
+Test(datapath, services_udp_and_tcp_without_conntrack_entry_keep_the_fast_path)
+{
+	__u8 pkt[128];
+	size_t len;
+	struct result r;
+
+	fill_maps(1);
+	len = build_tcp_frame(pkt, "10.244.1.9", 40000, "10.244.1.5", 80);
+	r = run(TWILL_PROG_POD, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_REDIRECT);
+	assert_counted(&r, TWILL_R_TO_LOCAL_POD, len);
+	pkt[ETH_HLEN + 9] = IPPROTO_UDP;
+	pkt[ETH_HLEN + 10] = pkt[ETH_HLEN + 11] = 0;
+	{
+		__u16 c = htons(ip_checksum(pkt + ETH_HLEN, 20));
+
+		memcpy(pkt + ETH_HLEN + 10, &c, 2);
+	}
+	r = run(TWILL_PROG_WG, pkt, len);
+	cr_assert_eq(r.retval, TC_ACT_REDIRECT);
+	assert_counted(&r, TWILL_R_WG_TO_POD, len);
+}
+
+/* The fallback for kernels without nf_conntrack, forced by the escape hatch. */
+Test(datapath, services_off_loads_without_the_lookup_and_says_so)
+{
+	struct datapath *off = NULL;
+	char off_dir[160];
+	__u16 cport, sport;
+	__u8 pkt[128];
+	size_t len;
+	bool on = true;
+	int fd, err;
+
+	snprintf(off_dir, sizeof(off_dir), "%s-noct", pin_dir);
+	setenv("TWILL_NO_CONNTRACK", "1", 1);
+	err = datapath_load_and_pin(off_dir, &off);
+	unsetenv("TWILL_NO_CONNTRACK");
+	cr_assert_eq(err, 0, "load without the conntrack lookup: %s", strerror(-err));
+	cr_assert_eq(datapath_services_active(off, &on), 0);
+	cr_assert_not(on);
+	datapath_close(dp);
+	dp = off;
+	fill_maps(1);
+	fd = nated_connection(&cport, &sport);
+	services_endpoint("127.0.0.1");
+	len = build_tcp_frame(pkt, "127.0.0.1", sport, "127.0.0.1", cport);
+	{
+		struct result r = run(TWILL_PROG_POD, pkt, len);
+
+		/* Exactly the bug this lookup fixes: the reply skips the host's NAT. */
+		cr_assert_eq(r.retval, TC_ACT_REDIRECT);
+		assert_counted(&r, TWILL_R_TO_LOCAL_POD, len);
+	}
+	close(fd);
+	datapath_close(dp);
+	dp = NULL;
+	datapath_unpin(off_dir);
 }

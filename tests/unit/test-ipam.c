@@ -380,6 +380,30 @@ Test(ipam, corrupt_store_is_reported_and_left_byte_for_byte)
 	}
 }
 
+Test(ipam, store_that_is_not_a_file_is_refused)
+{
+	struct ipam *ipam = open_net();
+	struct in_addr a;
+	char tmp[300];
+
+	cr_assert_eq(mkfifo(store_path, 0600), 0);
+	cr_assert_eq(ipam_allocate(ipam, "c1", "eth0", &a), -EBADMSG, "a FIFO must not hang");
+	cr_assert(log_has("is not a regular file"));
+	unlink(store_path);
+	cr_assert_eq(symlink("/etc/passwd", store_path), 0);
+	cr_assert_eq(ipam_usage(ipam, NULL, NULL), -EBADMSG);
+	unlink(store_path);
+	cr_assert_eq(mkdir(store_path, 0700), 0);
+	cr_assert_eq(ipam_find(ipam, "c1", "eth0", &a), -EBADMSG);
+	rmdir(store_path);
+	/* a FIFO where the next store is written is replaced, not opened */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", store_path);
+	cr_assert_eq(mkfifo(tmp, 0600), 0);
+	cr_assert_eq(ipam_allocate(ipam, "c1", "eth0", &a), 0);
+	cr_assert_eq(access(tmp, F_OK), -1);
+	ipam_close(ipam);
+}
+
 Test(ipam, store_of_another_cidr_is_refused)
 {
 	struct ipam *ipam = NULL;
@@ -446,11 +470,14 @@ static int child_write_fails(void)
 		return 10;
 	for (i = 0; i < 20 && r == 0; i++) {
 		snprintf(id, sizeof(id), "c%d", i);
+		a.s_addr = 0x01020304;
 		r = ipam_allocate(ipam, id, "eth0", &a);
 	}
 	ipam_close(ipam);
 	if (r != -EFBIG)
 		return 11;
+	if (a.s_addr != 0x01020304)
+		return 13; /* *out is set only on success */
 	return i > 1 ? 0 : 12;
 }
 

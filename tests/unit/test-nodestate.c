@@ -58,6 +58,8 @@ Test(nodestate, round_trip, .init = setup, .fini = teardown)
 	in.strict = false;
 	in.last_reconcile_unix = 1763700000;
 	strcpy(in.last_error, "node 'x': bad \"key\"");
+	strcpy(in.last_recovery, "WireGuard device 'twill0' lost: re-created");
+	in.last_recovery_unix = 1763700001;
 	cr_assert_eq(nodestate_write(dir, &in), 0);
 	memset(&out, 0xaa, sizeof(out));
 	cr_assert_eq(nodestate_read(dir, &out), 0);
@@ -75,6 +77,22 @@ Test(nodestate, round_trip, .init = setup, .fini = teardown)
 	cr_assert_not(out.strict);
 	cr_assert_eq(out.last_reconcile_unix, 1763700000);
 	cr_assert_str_eq(out.last_error, in.last_error);
+	cr_assert_str_eq(out.last_recovery, in.last_recovery);
+	cr_assert_eq(out.last_recovery_unix, 1763700001);
+}
+
+/* Written by an agent from before lastRecovery existed: still read, nothing recovered. */
+Test(nodestate, without_recovery_fields, .init = setup, .fini = teardown)
+{
+	struct nodestate out;
+
+	write_raw("{\"nodeName\":\"x\",\"podCIDR\":\"10.244.1.0/24\",\"clusterCIDR\":\"10.244.0.0/16\","
+		  "\"mtu\":1440,\"wgDevice\":\"t\",\"backend\":\"kernel\",\"listenPort\":1,"
+		  "\"bpfPinDir\":\"/x\",\"dataplaneLoaded\":true,\"strict\":true,\"lastReconcile\":0,"
+		  "\"lastError\":\"\"}");
+	cr_assert_eq(nodestate_read(dir, &out), 0);
+	cr_assert_str_eq(out.last_recovery, "");
+	cr_assert_eq(out.last_recovery_unix, 0);
 }
 
 Test(nodestate, absent_is_enoent, .init = setup, .fini = teardown)
@@ -107,6 +125,10 @@ Test(nodestate, corrupt_files_are_rejected_and_out_untouched, .init = setup, .fi
 		"\"mtu\":1440,\"wgDevice\":\"t\",\"backend\":\"kernel\",\"listenPort\":70000,"
 		"\"bpfPinDir\":\"/x\",\"dataplaneLoaded\":true,\"strict\":true,\"lastReconcile\":0,"
 		"\"lastError\":\"\"}",
+		"{\"nodeName\":\"x\",\"podCIDR\":\"10.244.1.0/24\",\"clusterCIDR\":\"10.244.0.0/16\","
+		"\"mtu\":1440,\"wgDevice\":\"t\",\"backend\":\"kernel\",\"listenPort\":1,"
+		"\"bpfPinDir\":\"/x\",\"dataplaneLoaded\":true,\"strict\":true,\"lastReconcile\":0,"
+		"\"lastError\":\"\",\"lastRecovery\":7,\"lastRecoveryTime\":0}",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
