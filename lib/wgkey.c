@@ -290,21 +290,6 @@ static int wgkey_fsync_dir(const char *dir)
 	return ret;
 }
 
-static int wgkey_write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Writes a fresh key beside the final name and renames it into place without replacing,
  * so a crash leaves either no key or a whole one, and two racing creators agree. */
 static int wgkey_create_file(const char *dir, const char *path, uint8_t key[WG_KEY_LEN])
@@ -314,6 +299,7 @@ static int wgkey_create_file(const char *dir, const char *path, uint8_t key[WG_K
 	uint8_t fresh[WG_KEY_LEN];
 	bool tmp_exists = false;
 	int fd = -1, ret;
+	ssize_t n = 0;
 	size_t len;
 
 	if (snprintf(tmp, sizeof(tmp), "%s/.wgkey-XXXXXX", dir) >= (int)sizeof(tmp))
@@ -332,11 +318,10 @@ static int wgkey_create_file(const char *dir, const char *path, uint8_t key[WG_K
 		goto cleanup;
 	}
 	tmp_exists = true;
-	ret = fchmod(fd, 0600) < 0 ? -errno : 0;
-	if (ret == 0)
-		ret = wgkey_write_all(fd, b64, len);
-	if (ret == 0 && fsync(fd) < 0)
+	if (fchmod(fd, 0600) < 0 || (n = write(fd, b64, len)) < 0 || fsync(fd) < 0)
 		ret = -errno;
+	else if ((size_t)n != len)
+		ret = -EIO; /* 45 bytes to a new regular file: short only when the disk is full */
 	if (ret < 0) {
 		log_err("wgkey: cannot write temporary key file '%s': %s", tmp, strerror(-ret));
 		goto cleanup;
