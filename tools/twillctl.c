@@ -237,26 +237,31 @@ struct table {
 	char **cells;   /* nrows * ncols, row 0 is the header */
 };
 
+/* A table too big for memory leaves nothing worth printing: give up at once. */
+static void *table_oom_check(void *p)
+{
+	if (!p) {
+		fprintf(stderr, "twillctl: out of memory\n");
+		exit(EXIT_FAILURE_RUN);
+	}
+	return p;
+}
+
 static void table_row(struct table *t, ...)
 {
 	va_list ap;
 
 	if (t->nrows == t->cap) {
 		size_t ncap = t->cap ? t->cap * 2 : 16;
-		char **grown = realloc(t->cells, ncap * t->ncols * sizeof(char *));
 
-		if (!grown) {
-			fprintf(stderr, "twillctl: out of memory\n");
-			exit(EXIT_FAILURE_RUN);
-		}
-		t->cells = grown;
+		t->cells = table_oom_check(realloc(t->cells, ncap * t->ncols * sizeof(char *)));
 		t->cap = ncap;
 	}
 	va_start(ap, t);
 	for (size_t c = 0; c < t->ncols; c++) {
 		const char *v = va_arg(ap, const char *);
 
-		t->cells[t->nrows * t->ncols + c] = strdup(v && *v ? v : "-");
+		t->cells[t->nrows * t->ncols + c] = table_oom_check(strdup(v && *v ? v : "-"));
 	}
 	va_end(ap);
 	t->nrows++;
@@ -998,7 +1003,7 @@ int main(int argc, char **argv)
 	};
 	struct ctl ctl = { .watch_secs = 1, .count = -1 };
 	struct inspect_snapshot *snap = NULL;
-	const char *cmd = NULL, *args[4];
+	const char *cmd = NULL, *args[4] = { NULL };
 	size_t nargs = 0, ci;
 	bool help = false, watch_secs_given = false;
 	long v;
