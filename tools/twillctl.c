@@ -816,18 +816,39 @@ static int cmd_trace(struct ctl *ctl, const struct inspect_snapshot *s, const ch
 
 /* ---- counters ------------------------------------------------------------ */
 
-static volatile sig_atomic_t stop_watch;
-
-static void on_signal(int sig)
+/*
+ * SIGINT and SIGTERM stay blocked and are taken here, so one that arrives while the
+ * counters are read ends the watch at this pause: a handler's flag, tested before a
+ * sleep(), would miss it and sleep the whole interval. True when asked to stop.
+ */
+static bool watch_pause(const sigset_t *stop, unsigned int secs)
 {
-	(void)sig;
-	stop_watch = 1;
+	struct timespec now, end, left;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += secs;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left.tv_sec = end.tv_sec - now.tv_sec;
+		left.tv_nsec = end.tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		if (left.tv_sec < 0)
+			return false;
+		if (sigtimedwait(stop, NULL, &left) > 0)
+			return true;
+		if (errno != EINTR)
+			return false;   /* EAGAIN: the interval is over */
+	}
 }
 
 static int cmd_counters(struct ctl *ctl, const struct inspect_snapshot *s)
 {
 	struct twill_counter prev[TWILL_R_MAX], cur[TWILL_R_MAX];
 	struct timespec t0, t1;
+	sigset_t stop;
 	long done = 0;
 
 	if (!s->dp_loaded || !s->have_counters) {
@@ -862,28 +883,27 @@ static int cmd_counters(struct ctl *ctl, const struct inspect_snapshot *s)
 		return EXIT_HEALTHY;
 	}
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigprocmask(SIG_BLOCK, &stop, NULL);
 	memcpy(prev, s->counters, sizeof(prev));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!stop_watch && (ctl->count < 0 || done < ctl->count)) {
+	while (ctl->count < 0 || done < ctl->count) {
 		struct table t = { .ncols = 5 };
-		json_t *arr = json_array();
+		json_t *arr;
 		double dt;
 		int ret;
 
-		sleep(ctl->watch_secs);
-		if (stop_watch) {
-			json_decref(arr);
+		if (watch_pause(&stop, ctl->watch_secs))
 			break;
-		}
 		ret = inspect_read_counters(s->pin_dir, cur);
 		if (ret < 0) {
 			fprintf(stderr, "twillctl: cannot read counters in '%s': %s\n", s->pin_dir,
 				strerror(-ret));
-			json_decref(arr);
 			return EXIT_UNHEALTHY;
 		}
+		arr = json_array();
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 		if (dt <= 0)
