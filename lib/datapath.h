@@ -48,7 +48,6 @@ int datapath_endpoint_list(struct datapath *dp, struct twill_endpoint_key **keys
 int datapath_counters_read(struct datapath *dp, struct twill_counter *out);
 
 /*
- * Additions (dataplane change).
  * The *_list functions allocate *keys and *values with malloc (NULL when count is 0):
  * the caller frees both.
  */

@@ -11,31 +11,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "datapath.h"
 #include "inspect.h"
 #include "wgkey.h"
 
+/* The lower-case names are datapath's (datapath_reason_name): one spelling everywhere. */
 static const struct {
 	const char *enum_name;
-	const char *name;
 	const char *description;
 } reasons[TWILL_R_MAX] = {
-	[TWILL_R_TO_WIREGUARD] = { "TWILL_R_TO_WIREGUARD", "to_wireguard",
+	[TWILL_R_TO_WIREGUARD] = { "TWILL_R_TO_WIREGUARD",
 				   "pod to a remote node's pod CIDR, redirected into WireGuard" },
-	[TWILL_R_TO_LOCAL_POD] = { "TWILL_R_TO_LOCAL_POD", "to_local_pod",
+	[TWILL_R_TO_LOCAL_POD] = { "TWILL_R_TO_LOCAL_POD",
 				   "pod to a pod on this node, veth to veth" },
-	[TWILL_R_WG_TO_POD] = { "TWILL_R_WG_TO_POD", "wg_to_pod",
+	[TWILL_R_WG_TO_POD] = { "TWILL_R_WG_TO_POD",
 				"decrypted packet delivered straight into a pod" },
-	[TWILL_R_PASS_STACK] = { "TWILL_R_PASS_STACK", "pass_stack",
+	[TWILL_R_PASS_STACK] = { "TWILL_R_PASS_STACK",
 				 "handed to the kernel stack (node, outside the cluster)" },
-	[TWILL_R_DROP_NO_ROUTE] = { "TWILL_R_DROP_NO_ROUTE", "drop_no_route",
+	[TWILL_R_DROP_NO_ROUTE] = { "TWILL_R_DROP_NO_ROUTE",
 				    "strict mode: cluster destination with no route entry" },
-	[TWILL_R_DROP_ESCAPED] = { "TWILL_R_DROP_ESCAPED", "drop_escaped",
+	[TWILL_R_DROP_ESCAPED] = { "TWILL_R_DROP_ESCAPED",
 				   "underlay guard: pod cluster traffic outside the tunnel" },
-	[TWILL_R_DROP_MALFORMED] = { "TWILL_R_DROP_MALFORMED", "drop_malformed",
+	[TWILL_R_DROP_MALFORMED] = { "TWILL_R_DROP_MALFORMED",
 				     "truncated or unparsable header" },
-	[TWILL_R_DROP_REDIRECT] = { "TWILL_R_DROP_REDIRECT", "drop_redirect",
+	[TWILL_R_DROP_REDIRECT] = { "TWILL_R_DROP_REDIRECT",
 				    "redirect or header rewrite failed" },
-	[TWILL_R_PASS_NAT] = { "TWILL_R_PASS_NAT", "pass_nat",
+	[TWILL_R_PASS_NAT] = { "TWILL_R_PASS_NAT",
 			       "connection NATed by the host (Services): handed to the stack" },
 };
 
@@ -46,7 +47,8 @@ const char *inspect_reason_enum_name(int reason)
 
 const char *inspect_reason_name(int reason)
 {
-	return reason >= 0 && reason < TWILL_R_MAX ? reasons[reason].name : "?";
+	return reason >= 0 && reason < TWILL_R_MAX ? datapath_reason_name((unsigned int)reason) :
+						     "?";
 }
 
 const char *inspect_reason_description(int reason)
@@ -313,7 +315,7 @@ int inspect_wg_ifindex(const struct inspect_snapshot *s)
 	return 0;
 }
 
-static const char *ifname_of(const struct inspect_snapshot *s, int ifindex, char *buf, size_t len)
+const char *inspect_link_name(const struct inspect_snapshot *s, int ifindex, char *buf, size_t len)
 {
 	const struct inspect_link *l = inspect_link_by_index(s, ifindex);
 
@@ -713,14 +715,14 @@ int inspect_routes(const struct inspect_snapshot *s, struct inspect_route_row **
 				appendf(r->problem, sizeof(r->problem), "no BPF route");
 		} else if (wg_ifindex > 0 && (int)r->bpf.ifindex != wg_ifindex)
 			appendf(r->problem, sizeof(r->problem), "BPF route points at %s, not %s",
-				ifname_of(s, (int)r->bpf.ifindex, ifbuf, sizeof(ifbuf)), wgname);
+				inspect_link_name(s, (int)r->bpf.ifindex, ifbuf, sizeof(ifbuf)), wgname);
 		if (!r->in_kernel)
 			appendf(r->problem, sizeof(r->problem), "no kernel route");
 		else if (wg_ifindex <= 0 || r->kernel.ifindex != wg_ifindex) {
 			inet_ntop(AF_INET, &r->kernel.dst, ip, sizeof(ip));
 			appendf(r->problem, sizeof(r->problem), "kernel route %s/%u goes via %s, not %s",
 				ip, r->kernel.dst_len,
-				ifname_of(s, r->kernel.ifindex, ifbuf, sizeof(ifbuf)), wgname);
+				inspect_link_name(s, r->kernel.ifindex, ifbuf, sizeof(ifbuf)), wgname);
 		}
 		if (!r->peer)
 			appendf(r->problem, sizeof(r->problem), "no WireGuard peer allows it");
@@ -971,10 +973,10 @@ static void trace_kernel(const struct inspect_snapshot *s, struct inspect_trace 
 	if (k->gateway.s_addr) {
 		inet_ntop(AF_INET, &k->gateway, gw, sizeof(gw));
 		step(t, "kernel stack: route %s/%u via %s dev %s", net, k->dst_len, gw,
-		     ifname_of(s, k->ifindex, ifbuf, sizeof(ifbuf)));
+		     inspect_link_name(s, k->ifindex, ifbuf, sizeof(ifbuf)));
 	} else {
 		step(t, "kernel stack: route %s/%u dev %s", net, k->dst_len,
-		     ifname_of(s, k->ifindex, ifbuf, sizeof(ifbuf)));
+		     inspect_link_name(s, k->ifindex, ifbuf, sizeof(ifbuf)));
 	}
 	trace_set_out(s, t, k->ifindex);
 	if (k->ifindex > 0 && k->ifindex == inspect_wg_ifindex(s)) {
@@ -1091,7 +1093,7 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 		/* From another node's pod: decrypted by WireGuard, TC ingress on the device. */
 		snprintf(t.program, sizeof(t.program), "%s", TWILL_PROG_WG);
 		snprintf(t.program_ifname, sizeof(t.program_ifname), "%.*s", IF_NAMESIZE - 1,
-			 s->wg_ifname[0] ? s->wg_ifname : ifname_of(s, wg_ifindex, ifbuf, sizeof(ifbuf)));
+			 s->wg_ifname[0] ? s->wg_ifname : inspect_link_name(s, wg_ifindex, ifbuf, sizeof(ifbuf)));
 		step(&t, "arrives decrypted on %s; %s on its ingress sees %s -> %s", t.program_ifname,
 		     TWILL_PROG_WG, srcs, dsts);
 		if (dst_ep) {

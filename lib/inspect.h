@@ -103,6 +103,8 @@ const char *inspect_reason_description(int reason);
 const struct inspect_link *inspect_link_by_index(const struct inspect_snapshot *s, int ifindex);
 const struct inspect_link *inspect_link_by_name(const struct inspect_snapshot *s, const char *name);
 int inspect_wg_ifindex(const struct inspect_snapshot *s);   /* 0 when unknown */
+/* The link's name, else "ifindex N" written into buf. */
+const char *inspect_link_name(const struct inspect_snapshot *s, int ifindex, char *buf, size_t len);
 
 struct inspect_peer_row {
 	const struct wg_peer *peer;

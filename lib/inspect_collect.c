@@ -150,7 +150,11 @@ static int collect_ipam(struct inspect_snapshot *s, const char *state_dir)
 	if (!s->have_state || !s->state.pod_prefixlen)
 		return 0;
 	/* ipam_open would create the store: only read one that exists. */
-	snprintf(path, sizeof(path), "%s/ipam/%s", state_dir, s->network);
+	if (snprintf(path, sizeof(path), "%s/ipam/%s", state_dir, s->network) >=
+	    (int)sizeof(path)) {
+		log_warn("inspect: IPAM folder under '%s' is too long a path", state_dir);
+		return 0;
+	}
 	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		s->have_ipam = true;
 		return 0;
@@ -300,8 +304,10 @@ int inspect_public_key(const struct inspect_options *opt, uint8_t pub[WG_KEY_LEN
 	const char *name = opt->wg_device;
 	int ret;
 
-	snprintf(path, sizeof(path), "%s/private.key", state_dir);
-	ret = public_key_from_file(path, pub);
+	if (snprintf(path, sizeof(path), "%s/private.key", state_dir) >= (int)sizeof(path))
+		ret = -ENAMETOOLONG;
+	else
+		ret = public_key_from_file(path, pub);
 	if (ret == 0)
 		return 0;
 	log_debug("inspect: no usable key file '%s': %s", path, strerror(-ret));

@@ -416,6 +416,17 @@ static int add_header(struct kube_req *r, const char *h)
 	return 0;
 }
 
+/* libcurl 7.88 leaves its sockets inheritable, and the agent forks wireguard-go. */
+static curl_socket_t cloexec_open_socket(void *arg, curlsocktype purpose,
+					 struct curl_sockaddr *addr)
+{
+	int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+
+	(void)arg;
+	(void)purpose;
+	return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
 /* A request to path with TLS verification, credentials and timeouts; not yet performed. */
 static int kube_req_init(struct kube_req *r, const struct kube_config *cfg, const char *path,
 			 unsigned connect_timeout_s)
@@ -435,6 +446,7 @@ static int kube_req_init(struct kube_req *r, const struct kube_config *cfg, cons
 		goto cleanup;
 	}
 	curl_easy_setopt(r->curl, CURLOPT_URL, url);
+	curl_easy_setopt(r->curl, CURLOPT_OPENSOCKETFUNCTION, cloexec_open_socket);
 	curl_easy_setopt(r->curl, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, r->errbuf);

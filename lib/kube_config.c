@@ -126,7 +126,7 @@ cleanup:
 /* The token as kubelet projects it: one line, surrounding whitespace is not part of it. */
 int kube_read_token_file(const char *path, char **out)
 {
-	char *buf = NULL, *start, *end;
+	char *buf = NULL, *start, *end, *tok;
 	int ret;
 
 	ret = read_small_file(path, &buf, NULL);
@@ -151,8 +151,13 @@ int kube_read_token_file(const char *path, char **out)
 			goto cleanup;
 		}
 	}
-	*out = strdup(start);
-	ret = *out ? 0 : -ENOMEM;
+	tok = strdup(start);
+	if (!tok) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	*out = tok;
+	ret = 0;
 cleanup:
 	if (buf)
 		explicit_bzero(buf, strlen(buf));
@@ -344,12 +349,16 @@ cleanup:
 static int resolve_path(const char *kubeconfig, const char *p, char **out)
 {
 	const char *slash = strrchr(kubeconfig, '/');
+	char *path;
 
 	if (p[0] == '/' || !slash)
-		*out = strdup(p);
-	else if (asprintf(out, "%.*s/%s", (int)(slash - kubeconfig), kubeconfig, p) < 0)
-		*out = NULL;
-	return *out ? 0 : -ENOMEM;
+		path = strdup(p);
+	else if (asprintf(&path, "%.*s/%s", (int)(slash - kubeconfig), kubeconfig, p) < 0)
+		path = NULL;
+	if (!path)
+		return -ENOMEM;
+	*out = path;
+	return 0;
 }
 
 /* Reads "<key>" (a path) or "<key>-data" (base64 PEM), at most one of them. */

@@ -18,6 +18,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/wireguard.h>
 #include <net/if.h>
+#include <sys/socket.h>
 
 #include <openssl/crypto.h>
 
@@ -599,9 +600,10 @@ struct nl_conn {
 	uint32_t seq;
 };
 
+/* CLOEXEC: the agent forks wireguard-go, which must not inherit our netlink sockets. */
 static int conn_open(struct nl_conn *c, int bus)
 {
-	c->nl = mnl_socket_open(bus);
+	c->nl = mnl_socket_open2(bus, SOCK_CLOEXEC);
 	if (!c->nl)
 		return -errno;
 	if (mnl_socket_bind(c->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
@@ -661,6 +663,7 @@ int wg_kernel_family_id(uint16_t *out)
 {
 	struct nl_conn c = { 0 };
 	char *buf = NULL;
+	uint16_t found = 0;
 	int len, ret;
 	ssize_t n;
 
@@ -678,7 +681,6 @@ int wg_kernel_family_id(uint16_t *out)
 		goto cleanup;
 	}
 	/* The reply, then the acknowledgement: read until the ack (or an error) ends it. */
-	*out = 0;
 	for (;;) {
 		uint16_t id = 0;
 
@@ -689,28 +691,29 @@ int wg_kernel_family_id(uint16_t *out)
 		}
 		ret = wg_kernel_parse_getfamily(buf, (size_t)n, &id);
 		if (ret == 0)
-			*out = id;
+			found = id;
 		else if (ret != -ENOENT)
 			goto cleanup;
 		errno = 0;
 		if (mnl_cb_run(buf, (size_t)n, c.seq, c.portid, NULL, NULL) <= MNL_CB_STOP)
 			break;
 	}
-	ret = *out ? 0 : -ENOENT;
+	ret = found ? 0 : -ENOENT;
+	if (found)
+		*out = found;
 cleanup:
 	free(buf);
 	conn_close(&c);
 	return ret;
 }
 
-int wg_kernel_get(uint16_t family_id, const char *ifname, struct wg_device **out)
+static int get_once(uint16_t family_id, const char *ifname, struct wg_device **out)
 {
 	struct nl_conn c = { 0 };
 	struct wg_device *dev = NULL;
 	char *buf = NULL;
-	int len, ret, attempts = 0;
+	int len, ret;
 
-again:
 	ret = conn_open(&c, NETLINK_GENERIC);
 	if (ret < 0)
 		goto cleanup;
@@ -747,16 +750,20 @@ again:
 	*out = dev;
 	dev = NULL;
 cleanup:
-	if (dev)
-		OPENSSL_cleanse(dev->private_key, WG_KEY_LEN);
-	wg_device_free(dev);
-	dev = NULL;
+	wg_device_free(dev); /* cleanses a private key already parsed */
 	free(buf);
-	buf = NULL;
 	conn_close(&c);
+	return ret;
+}
+
+int wg_kernel_get(uint16_t family_id, const char *ifname, struct wg_device **out)
+{
+	int ret, attempts = 0;
+
 	/* The device changed during the dump: the kernel says so, and a retry is cheap. */
-	if (ret == -EINTR && ++attempts < 5)
-		goto again;
+	do
+		ret = get_once(family_id, ifname, out);
+	while (ret == -EINTR && ++attempts < 5);
 	if (ret < 0)
 		log_err("wg netlink: cannot read device '%s': %s", ifname, strerror(-ret));
 	return ret;

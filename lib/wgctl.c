@@ -208,21 +208,21 @@ void wg_device_free(struct wg_device *dev)
 	free(dev);
 }
 
-/* Capacity is the next power of two of the count: grow exactly when the count is one. */
+/*
+ * The capacity is not stored: it is 4 for counts up to 4, then the next power of two.
+ * So the array is full, and grows to twice its count, exactly when the count is 0 or a
+ * power of two of at least 4.
+ */
 static void *grow(void *array, size_t n, size_t size)
 {
 	size_t cap;
-	void *nb;
 
-	if (n != 0 && (n & (n - 1)) != 0)
+	if (n != 0 && (n < 4 || (n & (n - 1)) != 0))
 		return array;
 	cap = n ? n * 2 : 4;
-	if (n != 0 && n < 4)
-		return array;
 	if (cap > SIZE_MAX / size)
 		return NULL;
-	nb = realloc(array, cap * size);
-	return nb;
+	return realloc(array, cap * size);
 }
 
 struct wg_peer *wg_device_add_peer(struct wg_device *dev)

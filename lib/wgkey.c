@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,7 +297,9 @@ static int wgkey_create_file(const char *dir, const char *path, uint8_t key[WG_K
 	char tmp[PATH_MAX];
 	char b64[WG_KEY_B64_LEN + 1];
 	uint8_t fresh[WG_KEY_LEN];
+	bool tmp_exists = false;
 	int fd = -1, ret;
+	ssize_t n = 0;
 	size_t len;
 
 	if (snprintf(tmp, sizeof(tmp), "%s/.wgkey-XXXXXX", dir) >= (int)sizeof(tmp))
@@ -314,10 +317,14 @@ static int wgkey_create_file(const char *dir, const char *path, uint8_t key[WG_K
 			strerror(-ret));
 		goto cleanup;
 	}
-	if (fchmod(fd, 0600) < 0 || write(fd, b64, len) != (ssize_t)len || fsync(fd) < 0) {
-		ret = errno ? -errno : -EIO;
+	tmp_exists = true;
+	if (fchmod(fd, 0600) < 0 || (n = write(fd, b64, len)) < 0 || fsync(fd) < 0)
+		ret = -errno;
+	else if ((size_t)n != len)
+		ret = -EIO; /* 45 bytes to a new regular file: short only when the disk is full */
+	if (ret < 0) {
 		log_err("wgkey: cannot write temporary key file '%s': %s", tmp, strerror(-ret));
-		goto cleanup_unlink;
+		goto cleanup;
 	}
 	close(fd);
 	fd = -1;
@@ -325,18 +332,18 @@ static int wgkey_create_file(const char *dir, const char *path, uint8_t key[WG_K
 		ret = -errno;
 		if (ret != -EEXIST)
 			log_err("wgkey: cannot rename '%s' to '%s': %s", tmp, path, strerror(-ret));
-		goto cleanup_unlink;
+		goto cleanup;
 	}
+	tmp_exists = false;
 	(void)wgkey_fsync_dir(dir);
 	memcpy(key, fresh, WG_KEY_LEN);
 	log_info("wgkey: created private key file '%s' (mode 0600)", path);
 	ret = 0;
-	goto cleanup;
-cleanup_unlink:
-	unlink(tmp);
 cleanup:
 	if (fd >= 0)
 		close(fd);
+	if (tmp_exists)
+		unlink(tmp);
 	OPENSSL_cleanse(fresh, sizeof(fresh));
 	OPENSSL_cleanse(b64, sizeof(b64));
 	return ret;

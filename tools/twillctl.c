@@ -237,26 +237,31 @@ struct table {
 	char **cells;   /* nrows * ncols, row 0 is the header */
 };
 
+/* A table too big for memory leaves nothing worth printing: give up at once. */
+static void *table_oom_check(void *p)
+{
+	if (!p) {
+		fprintf(stderr, "twillctl: out of memory\n");
+		exit(EXIT_FAILURE_RUN);
+	}
+	return p;
+}
+
 static void table_row(struct table *t, ...)
 {
 	va_list ap;
 
 	if (t->nrows == t->cap) {
 		size_t ncap = t->cap ? t->cap * 2 : 16;
-		char **grown = realloc(t->cells, ncap * t->ncols * sizeof(char *));
 
-		if (!grown) {
-			fprintf(stderr, "twillctl: out of memory\n");
-			exit(EXIT_FAILURE_RUN);
-		}
-		t->cells = grown;
+		t->cells = table_oom_check(realloc(t->cells, ncap * t->ncols * sizeof(char *)));
 		t->cap = ncap;
 	}
 	va_start(ap, t);
 	for (size_t c = 0; c < t->ncols; c++) {
 		const char *v = va_arg(ap, const char *);
 
-		t->cells[t->nrows * t->ncols + c] = strdup(v && *v ? v : "-");
+		t->cells[t->nrows * t->ncols + c] = table_oom_check(strdup(v && *v ? v : "-"));
 	}
 	va_end(ap);
 	t->nrows++;
@@ -566,17 +571,6 @@ static int cmd_peers(struct ctl *ctl, const struct inspect_snapshot *s)
 
 /* ---- routes -------------------------------------------------------------- */
 
-static const char *ifname_or_index(const struct inspect_snapshot *s, int ifindex, char *buf,
-				   size_t size)
-{
-	const struct inspect_link *l = inspect_link_by_index(s, ifindex);
-
-	if (l)
-		return l->info.name;
-	snprintf(buf, size, "ifindex %d", ifindex);
-	return buf;
-}
-
 static int cmd_routes(struct ctl *ctl, const struct inspect_snapshot *s)
 {
 	struct inspect_route_row *rows;
@@ -603,11 +597,11 @@ static int cmd_routes(struct ctl *ctl, const struct inspect_snapshot *s)
 			struct in_addr na = { .s_addr = r->bpf.node_addr };
 
 			snprintf(bpf, sizeof(bpf), "%s -> %s%s",
-				 ifname_or_index(s, (int)r->bpf.ifindex, ifb, sizeof(ifb)),
+				 inspect_link_name(s, (int)r->bpf.ifindex, ifb, sizeof(ifb)),
 				 ip_str(na, a, sizeof(a)),
 				 r->bpf.flags & TWILL_ROUTE_F_PRIVATE ? " private" : "");
 			json_object_set_new(jr, "bpf", json_pack("{s:s,s:i,s:s,s:b}",
-				"dev", ifname_or_index(s, (int)r->bpf.ifindex, ifb, sizeof(ifb)),
+				"dev", inspect_link_name(s, (int)r->bpf.ifindex, ifb, sizeof(ifb)),
 				"ifindex", (int)r->bpf.ifindex, "endpoint", a,
 				"private", (r->bpf.flags & TWILL_ROUTE_F_PRIVATE) != 0));
 		} else {
@@ -618,12 +612,12 @@ static int cmd_routes(struct ctl *ctl, const struct inspect_snapshot *s)
 			if (r->kernel.gateway.s_addr)
 				snprintf(kern, sizeof(kern), "%s via %s dev %s", kc,
 					 ip_str(r->kernel.gateway, a, sizeof(a)),
-					 ifname_or_index(s, r->kernel.ifindex, ifb2, sizeof(ifb2)));
+					 inspect_link_name(s, r->kernel.ifindex, ifb2, sizeof(ifb2)));
 			else
 				snprintf(kern, sizeof(kern), "%s dev %s", kc,
-					 ifname_or_index(s, r->kernel.ifindex, ifb2, sizeof(ifb2)));
+					 inspect_link_name(s, r->kernel.ifindex, ifb2, sizeof(ifb2)));
 			json_object_set_new(jr, "kernel", json_pack("{s:s,s:s,s:o}", "cidr", kc,
-				"dev", ifname_or_index(s, r->kernel.ifindex, ifb2, sizeof(ifb2)),
+				"dev", inspect_link_name(s, r->kernel.ifindex, ifb2, sizeof(ifb2)),
 				"gateway", r->kernel.gateway.s_addr ?
 					json_string(ip_str(r->kernel.gateway, a, sizeof(a))) :
 					json_null()));
@@ -822,18 +816,39 @@ static int cmd_trace(struct ctl *ctl, const struct inspect_snapshot *s, const ch
 
 /* ---- counters ------------------------------------------------------------ */
 
-static volatile sig_atomic_t stop_watch;
-
-static void on_signal(int sig)
+/*
+ * SIGINT and SIGTERM stay blocked and are taken here, so one that arrives while the
+ * counters are read ends the watch at this pause: a handler's flag, tested before a
+ * sleep(), would miss it and sleep the whole interval. True when asked to stop.
+ */
+static bool watch_pause(const sigset_t *stop, unsigned int secs)
 {
-	(void)sig;
-	stop_watch = 1;
+	struct timespec now, end, left;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += secs;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left.tv_sec = end.tv_sec - now.tv_sec;
+		left.tv_nsec = end.tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		if (left.tv_sec < 0)
+			return false;
+		if (sigtimedwait(stop, NULL, &left) > 0)
+			return true;
+		if (errno != EINTR)
+			return false;   /* EAGAIN: the interval is over */
+	}
 }
 
 static int cmd_counters(struct ctl *ctl, const struct inspect_snapshot *s)
 {
 	struct twill_counter prev[TWILL_R_MAX], cur[TWILL_R_MAX];
 	struct timespec t0, t1;
+	sigset_t stop;
 	long done = 0;
 
 	if (!s->dp_loaded || !s->have_counters) {
@@ -868,28 +883,27 @@ static int cmd_counters(struct ctl *ctl, const struct inspect_snapshot *s)
 		return EXIT_HEALTHY;
 	}
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigprocmask(SIG_BLOCK, &stop, NULL);
 	memcpy(prev, s->counters, sizeof(prev));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!stop_watch && (ctl->count < 0 || done < ctl->count)) {
+	while (ctl->count < 0 || done < ctl->count) {
 		struct table t = { .ncols = 5 };
-		json_t *arr = json_array();
+		json_t *arr;
 		double dt;
 		int ret;
 
-		sleep(ctl->watch_secs);
-		if (stop_watch) {
-			json_decref(arr);
+		if (watch_pause(&stop, ctl->watch_secs))
 			break;
-		}
 		ret = inspect_read_counters(s->pin_dir, cur);
 		if (ret < 0) {
 			fprintf(stderr, "twillctl: cannot read counters in '%s': %s\n", s->pin_dir,
 				strerror(-ret));
-			json_decref(arr);
 			return EXIT_UNHEALTHY;
 		}
+		arr = json_array();
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 		if (dt <= 0)
@@ -1009,7 +1023,7 @@ int main(int argc, char **argv)
 	};
 	struct ctl ctl = { .watch_secs = 1, .count = -1 };
 	struct inspect_snapshot *snap = NULL;
-	const char *cmd = NULL, *args[4];
+	const char *cmd = NULL, *args[4] = { NULL };
 	size_t nargs = 0, ci;
 	bool help = false, watch_secs_given = false;
 	long v;

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -906,6 +907,16 @@ Test(inspect, reason_names_cover_every_reason)
 		cr_expect_str_neq(inspect_reason_description(r), "?");
 	}
 	cr_expect_str_eq(inspect_reason_enum_name(TWILL_R_DROP_NO_ROUTE), "TWILL_R_DROP_NO_ROUTE");
+	/* the enum names here and the lower-case names in datapath.c must name one reason */
+	for (int r = 0; r < TWILL_R_MAX; r++) {
+		const char *name = inspect_reason_name(r), *en = inspect_reason_enum_name(r) + 8;
+		size_t i;
+
+		for (i = 0; name[i] && toupper((unsigned char)name[i]) == en[i]; i++)
+			;
+		cr_expect(!name[i] && !en[i], "reason %d: '%s' is not '%s'", r, name,
+			  inspect_reason_enum_name(r));
+	}
 	cr_expect_str_eq(inspect_reason_name(TWILL_R_MAX), "?");
 	cr_expect_str_eq(inspect_reason_name(-1), "?");
 }
