@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "cidr.h"
 #include "cni_plugin.h"
 #include "conflist.h"
 #include "datapath.h"
@@ -554,7 +555,7 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	struct nl_link_info link;
 	struct nl_route want = { 0 };
 	struct conflist_params cp;
-	char cidr[INET_ADDRSTRLEN + 4], buf[INET_ADDRSTRLEN];
+	char cidr[CIDR_STR_LEN], buf[INET_ADDRSTRLEN];
 	size_t n = 0;
 	double t0;
 	int ret;
@@ -680,8 +681,7 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	st->bpf_ms = now_ms() - t0;
 	st->dataplane_loaded = a->dp != NULL;
 
-	inet_ntop(AF_INET, &self->pod_net, buf, sizeof(buf));
-	snprintf(cidr, sizeof(cidr), "%s/%u", buf, self->pod_prefixlen);
+	cidr_format(self->pod_net, self->pod_prefixlen, cidr);
 	cp.pod_cidr = cidr;
 	cp.mtu = a->mtu;
 	cp.state_dir = a->cfg.state_dir;

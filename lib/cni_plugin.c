@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "cni_config.h"
 #include "cni_plugin.h"
 #include "datapath.h"
@@ -30,7 +31,7 @@
 
 /* Pod CIDR and MTU, from the config or else from the agent's node state. */
 struct node_params {
-	char pod_cidr[INET_ADDRSTRLEN + 4];
+	char pod_cidr[CIDR_STR_LEN];
 	unsigned int mtu;
 };
 
@@ -140,7 +141,6 @@ static int resolve_node(const struct cni_config *cfg, struct node_params *np,
 			struct cni_error *err)
 {
 	struct nodestate *ns = NULL;
-	char s[INET_ADDRSTRLEN];
 	int r = 0;
 
 	memset(np, 0, sizeof(*np));
@@ -176,8 +176,7 @@ static int resolve_node(const struct cni_config *cfg, struct node_params *np,
 			r = -EINVAL;
 			goto cleanup;
 		}
-		snprintf(np->pod_cidr, sizeof(np->pod_cidr), "%s/%u", ip_str(ns->pod_net, s),
-			 ns->pod_prefixlen);
+		cidr_format(ns->pod_net, ns->pod_prefixlen, np->pod_cidr);
 	}
 	if (!np->mtu) {
 		if (ns->mtu < 576 || ns->mtu > 65535) {
@@ -598,7 +597,7 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 {
 	struct nl_link_info pod;
 	struct nl_route *routes = NULL;
-	char s[INET_ADDRSTRLEN], m1[18], m2[18], buf[32];
+	char m1[18], m2[18], buf[CIDR_STR_LEN];
 	size_t n = 0;
 	int r;
 
@@ -620,7 +619,7 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 	if (!pod.up)
 		return check_fail(err, "interface '%s' is down", req->ifname);
 	if (!nl_addr_present(pod.ifindex, ip->addr, ip->prefixlen)) {
-		snprintf(buf, sizeof(buf), "%s/%u", ip_str(ip->addr, s), ip->prefixlen);
+		cidr_format(ip->addr, (uint8_t)ip->prefixlen, buf);
 		return check_fail(err, "interface '%s' lacks address %s", req->ifname, buf);
 	}
 	r = nl_route_list(pod.ifindex, &routes, &n);
@@ -640,7 +639,7 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 		if (!found) {
 			char gw[INET_ADDRSTRLEN];
 
-			snprintf(buf, sizeof(buf), "%s/%u", ip_str(want->dst, s), want->dst_len);
+			cidr_format(want->dst, (uint8_t)want->dst_len, buf);
 			free(routes);
 			return check_fail(err, "route %s via %s is missing in the pod (%s)", buf,
 					  want->gw.s_addr ? ip_str(want->gw, gw) : "link",

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cidr.h"
 #include "cni_result.h"
 #include "log.h"
 
@@ -96,28 +97,11 @@ int cni_mac_parse(const char *s, uint8_t mac[6])
 
 int cni_cidr_parse(const char *s, struct in_addr *addr, unsigned int *prefixlen)
 {
-	char buf[INET_ADDRSTRLEN + 4];
-	const char *slash = strchr(s, '/');
-	char *end;
-	unsigned long len;
-	size_t n;
+	uint8_t len;
 
-	if (!slash)
+	if (cidr_parse(s, addr, &len) < 0)
 		return -EINVAL;
-	n = (size_t)(slash - s);
-	if (n == 0 || n >= INET_ADDRSTRLEN)
-		return -EINVAL;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	if (inet_pton(AF_INET, buf, addr) != 1)
-		return -EINVAL;
-	if (slash[1] < '0' || slash[1] > '9')
-		return -EINVAL;
-	errno = 0;
-	len = strtoul(slash + 1, &end, 10);
-	if (errno || *end || len > 32 || end - (slash + 1) > 2)
-		return -EINVAL;
-	*prefixlen = (unsigned int)len;
+	*prefixlen = len;
 	return 0;
 }
 
@@ -130,9 +114,9 @@ static json_t *inet_json(struct in_addr a)
 
 static json_t *cidr_json(struct in_addr a, unsigned int prefixlen)
 {
-	char s[INET_ADDRSTRLEN], out[INET_ADDRSTRLEN + 4];
+	char out[CIDR_STR_LEN];
 
-	snprintf(out, sizeof(out), "%s/%u", inet_ntop(AF_INET, &a, s, sizeof(s)), prefixlen);
+	cidr_format(a, (uint8_t)prefixlen, out);
 	return json_string(out);
 }
 

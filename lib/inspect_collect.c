@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "cni_plugin.h"
 #include "datapath.h"
 #include "inspect.h"
@@ -142,7 +143,7 @@ static int collect_links(struct inspect_snapshot *s)
 
 static int collect_ipam(struct inspect_snapshot *s, const char *state_dir)
 {
-	char path[PATH_MAX], cidr[INET_ADDRSTRLEN + 4], ip[INET_ADDRSTRLEN];
+	char path[PATH_MAX], cidr[CIDR_STR_LEN];
 	struct ipam *ipam = NULL;
 	struct stat st;
 	int ret;
@@ -159,8 +160,7 @@ static int collect_ipam(struct inspect_snapshot *s, const char *state_dir)
 		s->have_ipam = true;
 		return 0;
 	}
-	inet_ntop(AF_INET, &s->state.pod_net, ip, sizeof(ip));
-	snprintf(cidr, sizeof(cidr), "%s/%u", ip, s->state.pod_prefixlen);
+	cidr_format(s->state.pod_net, s->state.pod_prefixlen, cidr);
 	ret = ipam_open(state_dir, s->network, cidr, &ipam);
 	if (ret < 0) {
 		log_warn("inspect: cannot open the IPAM store '%s': %s", path, strerror(-ret));

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "ipam.h"
 #include "log.h"
 
@@ -107,22 +108,13 @@ bool ipam_network_name_valid(const char *name)
 	return cni_name_valid(name, IPAM_NETWORK_NAME_MAX) && !strstr(name, "..");
 }
 
+/* Only a /24 with no host bits: the store's layout has one slot per host octet. */
 static int cidr_parse_quiet(const char *pod_cidr, struct in_addr *network)
 {
-	char buf[IPAM_CIDR_MAX];
-	char *slash;
 	struct in_addr addr;
+	uint8_t len;
 
-	if (!pod_cidr || strlen(pod_cidr) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, pod_cidr);
-	slash = strchr(buf, '/');
-	if (!slash || strcmp(slash + 1, "24") != 0)
-		return -EINVAL;
-	*slash = '\0';
-	if (inet_pton(AF_INET, buf, &addr) != 1)
-		return -EINVAL;
-	if (ntohl(addr.s_addr) & 0xffu)
+	if (cidr_parse(pod_cidr, &addr, &len) < 0 || len != 24 || cidr_has_host_bits(addr, len))
 		return -EINVAL;
 	*network = addr;
 	return 0;
@@ -143,14 +135,6 @@ int ipam_cidr_parse(const char *pod_cidr, struct in_addr *network)
 	}
 	*network = addr;
 	return 0;
-}
-
-static void cidr_format(struct in_addr network, char buf[IPAM_CIDR_MAX])
-{
-	char addr[INET_ADDRSTRLEN];
-
-	inet_ntop(AF_INET, &network, addr, sizeof(addr));
-	snprintf(buf, IPAM_CIDR_MAX, "%s/24", addr);
 }
 
 static unsigned int host_octet(struct in_addr addr)
@@ -294,7 +278,7 @@ static int parse_allocation(const json_t *obj, struct in_addr network, size_t in
 
 	if (inet_pton(AF_INET, address, &a->addr) != 1)
 		return corrupt(origin, "%s: address '%s' is not an IPv4 address", where, address);
-	cidr_format(network, cidr);
+	cidr_format(network, 24, cidr);
 	if ((ntohl(a->addr.s_addr) & ~0xffu) != ntohl(network.s_addr))
 		return corrupt(origin, "%s: address '%s' is outside pod CIDR '%s'", where, address,
 			       cidr);
@@ -487,7 +471,7 @@ int ipam_store_format(const struct ipam_store *store, char **out)
 
 	if (!store || !out || (store->count && !store->allocs))
 		return -EINVAL;
-	cidr_format(store->network, cidr);
+	cidr_format(store->network, 24, cidr);
 	root = json_object();
 	allocs = json_array();
 	if (!root || !allocs || json_object_set_new(root, "version",
@@ -574,7 +558,7 @@ int ipam_open(const char *state_dir, const char *network, const char *pod_cidr,
 	r = ipam_cidr_parse(pod_cidr, &ipam->network);
 	if (r < 0)
 		goto cleanup;
-	cidr_format(ipam->network, ipam->pod_cidr);
+	cidr_format(ipam->network, 24, ipam->pod_cidr);
 	if (asprintf(&ipam_root, "%s/ipam", state_dir) < 0) {
 		ipam_root = NULL;
 		r = -ENOMEM;

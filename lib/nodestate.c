@@ -13,47 +13,15 @@
 #include <sys/stat.h>
 
 #include "atomicfile.h"
+#include "cidr.h"
 #include "log.h"
 #include "nodestate.h"
 
 #define NODESTATE_FILE "node.json"
 
-static int cidr_to_string(struct in_addr net, uint8_t len, char *buf, size_t size)
-{
-	char a[INET_ADDRSTRLEN];
-
-	if (!inet_ntop(AF_INET, &net, a, sizeof(a)))
-		return -EINVAL;
-	snprintf(buf, size, "%s/%u", a, len);
-	return 0;
-}
-
-static int cidr_from_string(const char *s, struct in_addr *net, uint8_t *len)
-{
-	char buf[INET_ADDRSTRLEN + 4];
-	char *slash, *end;
-	unsigned long l;
-
-	if (strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, s);
-	slash = strchr(buf, '/');
-	if (!slash)
-		return -EINVAL;
-	*slash = '\0';
-	if (inet_pton(AF_INET, buf, net) != 1)
-		return -EINVAL;
-	errno = 0;
-	l = strtoul(slash + 1, &end, 10);
-	if (errno || end == slash + 1 || *end || l > 32)
-		return -EINVAL;
-	*len = (uint8_t)l;
-	return 0;
-}
-
 int nodestate_write(const char *state_dir, const struct nodestate *ns)
 {
-	char path[PATH_MAX], pod[32], cluster[32];
+	char path[PATH_MAX], pod[CIDR_STR_LEN], cluster[CIDR_STR_LEN];
 	char *text = NULL;
 	json_t *root;
 	int ret;
@@ -65,8 +33,8 @@ int nodestate_write(const char *state_dir, const struct nodestate *ns)
 		log_err("node state: cannot create folder '%s': %s", state_dir, strerror(errno));
 		return ret;
 	}
-	cidr_to_string(ns->pod_net, ns->pod_prefixlen, pod, sizeof(pod));
-	cidr_to_string(ns->cluster_net, ns->cluster_prefixlen, cluster, sizeof(cluster));
+	cidr_format(ns->pod_net, ns->pod_prefixlen, pod);
+	cidr_format(ns->cluster_net, ns->cluster_prefixlen, cluster);
 	root = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:b, s:b, s:I, s:s, s:s, s:I}",
 			 "nodeName", ns->node_name,
 			 "podCIDR", pod,
@@ -172,11 +140,11 @@ int nodestate_read(const char *state_dir, struct nodestate *out)
 	    get_bool(root, "dataplaneLoaded", &ns.dataplane_loaded, path) < 0 ||
 	    get_bool(root, "strict", &ns.strict, path) < 0)
 		goto cleanup;
-	if (cidr_from_string(pod, &ns.pod_net, &ns.pod_prefixlen) < 0) {
+	if (cidr_parse(pod, &ns.pod_net, &ns.pod_prefixlen) < 0) {
 		log_err("node state '%s': podCIDR '%s' is not an IPv4 CIDR", path, pod);
 		goto cleanup;
 	}
-	if (cidr_from_string(cluster, &ns.cluster_net, &ns.cluster_prefixlen) < 0) {
+	if (cidr_parse(cluster, &ns.cluster_net, &ns.cluster_prefixlen) < 0) {
 		log_err("node state '%s': clusterCIDR '%s' is not an IPv4 CIDR", path, cluster);
 		goto cleanup;
 	}

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "log.h"
 #include "topology.h"
 
@@ -63,29 +64,17 @@ static int parse_ip(const char *s, uint16_t port, union wg_endpoint *out)
 /* "a.b.c.d/24" with no host bits set; -EAFNOSUPPORT for an IPv6 CIDR. */
 static int parse_pod_cidr(const char *s, struct in_addr *net, uint8_t *prefixlen)
 {
-	char buf[64];
-	char *slash, *end;
-	unsigned long len;
-	struct in6_addr a6;
+	struct in_addr a;
+	uint8_t len;
+	int r;
 
-	if (strlen(s) >= sizeof(buf))
+	r = cidr_parse(s, &a, &len);
+	if (r < 0)
+		return r;
+	if (len != 24 || cidr_has_host_bits(a, len))
 		return -EINVAL;
-	strcpy(buf, s);
-	slash = strchr(buf, '/');
-	if (!slash)
-		return -EINVAL;
-	*slash = '\0';
-	if (inet_pton(AF_INET6, buf, &a6) == 1)
-		return -EAFNOSUPPORT;
-	if (inet_pton(AF_INET, buf, net) != 1)
-		return -EINVAL;
-	errno = 0;
-	len = strtoul(slash + 1, &end, 10);
-	if (errno || end == slash + 1 || *end || len != 24)
-		return -EINVAL;
-	if (ntohl(net->s_addr) & 0xffu)
-		return -EINVAL;
-	*prefixlen = (uint8_t)len;
+	*net = a;
+	*prefixlen = len;
 	return 0;
 }
 

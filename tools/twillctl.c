@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "inspect.h"
 #include "log.h"
 #include "twill-config.h"
@@ -170,12 +171,10 @@ static const char help_key[] =
 
 /* ---- small formatting helpers -------------------------------------------- */
 
-static const char *cidr_str(struct in_addr net, unsigned int len, char *buf, size_t size)
+/* cidr_format() usable inside printf argument lists */
+static const char *cidr_str(struct in_addr net, unsigned int len, char buf[CIDR_STR_LEN])
 {
-	char ip[INET_ADDRSTRLEN];
-
-	inet_ntop(AF_INET, &net, ip, sizeof(ip));
-	snprintf(buf, size, "%s/%u", ip, len);
+	cidr_format(net, (uint8_t)len, buf);
 	return buf;
 }
 
@@ -363,11 +362,11 @@ static int cmd_status(struct ctl *ctl, const struct inspect_snapshot *s)
 
 		json_object_set_new(j, "node", json_str_or_null(s->have_state ? s->state.node_name : ""));
 		json_object_set_new(j, "pod_cidr", s->have_state && s->state.pod_prefixlen ?
-			json_string(cidr_str(s->state.pod_net, s->state.pod_prefixlen, b1, sizeof(b1))) :
+			json_string(cidr_str(s->state.pod_net, s->state.pod_prefixlen, b1)) :
 			json_null());
 		json_object_set_new(j, "cluster_cidr", s->have_state && s->state.cluster_prefixlen ?
-			json_string(cidr_str(s->state.cluster_net, s->state.cluster_prefixlen, b2,
-					     sizeof(b2))) : json_null());
+			json_string(cidr_str(s->state.cluster_net, s->state.cluster_prefixlen, b2)) :
+			json_null());
 		json_object_set_new(j, "wg_device", json_string(s->wg_ifname));
 		json_object_set_new(j, "wg_device_present", json_boolean(s->wg != NULL));
 		json_object_set_new(j, "backend", json_str_or_null(s->wg ? s->wg_backend :
@@ -410,8 +409,8 @@ static int cmd_status(struct ctl *ctl, const struct inspect_snapshot *s)
 	printf("node:            %s\n", s->have_state ? s->state.node_name : "(no node.json)");
 	if (s->have_state)
 		printf("pod CIDR:        %s (cluster %s)\n",
-		       cidr_str(s->state.pod_net, s->state.pod_prefixlen, b1, sizeof(b1)),
-		       cidr_str(s->state.cluster_net, s->state.cluster_prefixlen, b2, sizeof(b2)));
+		       cidr_str(s->state.pod_net, s->state.pod_prefixlen, b1),
+		       cidr_str(s->state.cluster_net, s->state.cluster_prefixlen, b2));
 	if (s->wg)
 		printf("wireguard:       %s, %s back end, port %u, MTU %s\n", s->wg_ifname,
 		       s->wg_backend, s->wg->listen_port,
@@ -495,7 +494,7 @@ static void peer_cidrs(const struct wg_peer *p, char *buf, size_t size, json_t *
 		size_t used = strlen(buf);
 
 		if (a->family == AF_INET)
-			cidr_str(a->ip4, a->cidr, c, sizeof(c));
+			cidr_str(a->ip4, a->cidr, c);
 		else {
 			inet_ntop(AF_INET6, &a->ip6, ip, sizeof(ip));
 			snprintf(c, sizeof(c), "%.24s/%u", ip, a->cidr);
@@ -590,7 +589,7 @@ static int cmd_routes(struct ctl *ctl, const struct inspect_snapshot *s)
 		     ifb[32], ifb2[32], kc[32], key[WG_KEY_B64_LEN], ep[64];
 		json_t *jr = json_object();
 
-		cidr_str(r->net, r->prefixlen, cidr, sizeof(cidr));
+		cidr_str(r->net, r->prefixlen, cidr);
 		json_object_set_new(jr, "cidr", json_string(cidr));
 		json_object_set_new(jr, "node", json_str_or_null(r->node));
 		if (r->in_bpf) {
@@ -608,7 +607,7 @@ static int cmd_routes(struct ctl *ctl, const struct inspect_snapshot *s)
 			json_object_set_new(jr, "bpf", json_null());
 		}
 		if (r->in_kernel) {
-			cidr_str(r->kernel.dst, r->kernel.dst_len, kc, sizeof(kc));
+			cidr_str(r->kernel.dst, r->kernel.dst_len, kc);
 			if (r->kernel.gateway.s_addr)
 				snprintf(kern, sizeof(kern), "%s via %s dev %s", kc,
 					 ip_str(r->kernel.gateway, a, sizeof(a)),
@@ -739,7 +738,7 @@ static int cmd_trace(struct ctl *ctl, const struct inspect_snapshot *s, const ch
 	if (!strcmp(t.match, "none"))
 		snprintf(m, sizeof(m), "none");
 	else
-		cidr_str(t.match_net, t.match_prefixlen, m, sizeof(m));
+		cidr_str(t.match_net, t.match_prefixlen, m);
 	if (dropped)
 		snprintf(verdict, sizeof(verdict), "drop: %s (%s)", inspect_reason_enum_name(t.reason),
 			 inspect_reason_description(t.reason));

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "cidr.h"
 #include "log.h"
 #include "twill-config.h"
 
@@ -50,29 +51,6 @@ static void usage(FILE *f)
 "  --log-file FILE         also log to FILE (handed to the CNI plugin too)\n"
 "  --show-public-key       print the public key (creating the private key) and exit\n"
 "  --version\n", DEFAULT_RESYNC_SEC);
-}
-
-static int parse_cidr(const char *s, struct in_addr *net, uint8_t *len)
-{
-	char buf[32], *slash, *end;
-	unsigned long l;
-
-	if (strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, s);
-	slash = strchr(buf, '/');
-	if (!slash)
-		return -EINVAL;
-	*slash = '\0';
-	if (inet_pton(AF_INET, buf, net) != 1)
-		return -EINVAL;
-	errno = 0;
-	l = strtoul(slash + 1, &end, 10);
-	if (errno || end == slash + 1 || *end || l > 32)
-		return -EINVAL;
-	*len = (uint8_t)l;
-	net->s_addr &= l ? htonl(~0u << (32 - l)) : 0;
-	return 0;
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -286,10 +264,11 @@ int main(int argc, char **argv)
 		cluster = DEFAULT_CLUSTER_CIDR;
 		log_info("no --cluster-cidr: assuming the cluster pod range is %s", cluster);
 	}
-	if (parse_cidr(cluster, &cfg.cluster_net, &cfg.cluster_prefixlen) < 0) {
+	if (cidr_parse(cluster, &cfg.cluster_net, &cfg.cluster_prefixlen) < 0) {
 		fprintf(stderr, "twilld: --cluster-cidr '%s' is not an IPv4 CIDR\n", cluster);
 		return 2;
 	}
+	cfg.cluster_net = cidr_mask(cfg.cluster_net, cfg.cluster_prefixlen);
 
 	ret = agent_new(&cfg, &a);
 	if (ret < 0)
