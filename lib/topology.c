@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "cidr.h"
 #include "log.h"
 #include "topology.h"
+#include "wgkey.h"
 
 #define TOPO_FILE_MAX (256u << 20)
 #define TOPO_DEFAULT_PORT 51820
@@ -26,23 +26,6 @@
 #define ANN_PRIVATE_NET "twill.dev/private-network"
 #define ANN_PRIVATE_IP "twill.dev/private-ip"
 #define ANN_PORT "twill.dev/wireguard-port"
-
-/*
- * Strict: exactly 44 characters ending in one '=', as wg(8) prints keys. Kept here
- * rather than in wgkey so topology validation does not depend on the key module.
- */
-static int topo_key_from_base64(const char *b64, uint8_t key[WG_KEY_LEN])
-{
-	unsigned char buf[33];
-
-	if (strlen(b64) != WG_KEY_B64_LEN - 1 || b64[WG_KEY_B64_LEN - 2] != '=' ||
-	    b64[WG_KEY_B64_LEN - 3] == '=')
-		return -EINVAL;
-	if (EVP_DecodeBlock(buf, (const unsigned char *)b64, WG_KEY_B64_LEN - 1) != 33)
-		return -EINVAL;
-	memcpy(key, buf, WG_KEY_LEN);
-	return 0;
-}
 
 static int parse_ip(const char *s, uint16_t port, union wg_endpoint *out)
 {
@@ -257,7 +240,7 @@ static int parse_node(json_t *item, size_t index, struct topo_node *n, enum pars
 		*verdict = NODE_UNKEYED;
 		return 0;
 	}
-	if (topo_key_from_base64(key, n->public_key) < 0) {
+	if (wgkey_from_base64(key, n->public_key) < 0) {
 		log_err("topology: node '%s': annotation " ANN_PUBLIC_KEY " '%.64s' is not a base64 WireGuard key",
 			name, key);
 		return -EINVAL;

@@ -241,6 +241,9 @@ static const struct hostile_case hostile[] = {
 				     PK("\"QAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB\""))) },
 	{ "key bad chars", LIST(NODE("\"a\"", "\"10.244.1.0/24\"",
 				    PK("\"QAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBA!E=\""))) },
+	/* KEY1 with its two unused trailing bits set: the same key spelled another way */
+	{ "key trailing bits", LIST(NODE("\"a\"", "\"10.244.1.0/24\"",
+					PK("\"QAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQH=\""))) },
 	{ "key double pad", LIST(NODE("\"a\"", "\"10.244.1.0/24\"",
 				     PK("\"QAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ==\""))) },
 	{ "annotations array", LIST("{\"metadata\":{\"name\":\"a\",\"annotations\":[]},"
