@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "cidr.h"
 #include "ipam.h"
 #include "log.h"
@@ -658,53 +659,24 @@ static void store_unlock(struct ipam *ipam)
 
 static int read_all(int fd, const char *path, char **out, size_t *len)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0, cap;
-	ssize_t got;
-	int r;
+	int r = file_read_all_fd(fd, IPAM_STORE_MAX_BYTES, out, len);
 
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		log_err("cannot stat IPAM store '%s': %s", path, strerror(-r));
+	switch (r) {
+	case 0:
+	case -ENOMEM:
 		return r;
-	}
-	if (!S_ISREG(st.st_mode)) {
+	case -EINVAL:
 		log_err("IPAM store '%s' is not a regular file; fix or remove it", path);
 		return -EBADMSG;
+	case -EFBIG:
+		return corrupt(path, "it is larger than the %d bytes a store can hold",
+			       IPAM_STORE_MAX_BYTES);
+	case -EAGAIN:
+		return corrupt(path, "the file changed size while read");
+	default:
+		log_err("cannot read IPAM store '%s': %s", path, strerror(-r));
+		return r;
 	}
-	if (st.st_size > IPAM_STORE_MAX_BYTES)
-		return corrupt(path, "%lld bytes is more than a store can hold",
-			       (long long)st.st_size);
-	/* one byte more than its size, so a file that grew is caught */
-	cap = (size_t)st.st_size + 1;
-	buf = malloc(cap);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		got = read(fd, buf + n, cap - n);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			r = -errno;
-			log_err("cannot read IPAM store '%s': %s", path, strerror(-r));
-			goto cleanup;
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-		if (n == cap) {
-			r = corrupt(path, "the file changed size while read");
-			goto cleanup;
-		}
-	}
-	*out = buf;
-	*len = n;
-	buf = NULL;
-	r = 0;
-cleanup:
-	free(buf);
-	return r;
 }
 
 /* A missing store is an empty one: the first ADD of a network creates it. */
@@ -739,21 +711,6 @@ static int store_load(struct ipam *ipam, struct ipam_store **out)
 	r = ipam_store_parse(text, len, ipam->pod_cidr, ipam->store_path, out);
 	free(text);
 	return r;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 static int store_save(struct ipam *ipam, const struct ipam_store *s)

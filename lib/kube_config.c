@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <yaml.h>
 
+#include "atomicfile.h"
 #include "kube.h"
 #include "log.h"
 
@@ -79,57 +80,13 @@ int kube_config_dup(const struct kube_config *src, struct kube_config **out)
 	return 0;
 }
 
-static int read_small_file(const char *path, char **out, size_t *len_out)
-{
-	FILE *f = NULL;
-	char *buf = NULL;
-	size_t len = 0;
-	struct stat st;
-	int ret;
-
-	f = fopen(path, "re");
-	if (!f) {
-		ret = -errno;
-		goto cleanup;
-	}
-	if (fstat(fileno(f), &st) < 0) {
-		ret = -errno;
-		goto cleanup;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > KUBE_FILE_MAX) {
-		ret = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
-		goto cleanup;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto cleanup;
-	}
-	len = fread(buf, 1, (size_t)st.st_size, f);
-	if (ferror(f)) {
-		ret = -EIO;
-		goto cleanup;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	if (len_out)
-		*len_out = len;
-	buf = NULL;
-	ret = 0;
-cleanup:
-	free(buf);
-	if (f)
-		fclose(f);
-	return ret;
-}
-
 /* The token as kubelet projects it: one line, surrounding whitespace is not part of it. */
 int kube_read_token_file(const char *path, char **out)
 {
 	char *buf = NULL, *start, *end, *tok;
 	int ret;
 
-	ret = read_small_file(path, &buf, NULL);
+	ret = file_read_all(path, KUBE_FILE_MAX, &buf, NULL);
 	if (ret < 0) {
 		log_err("kube: cannot read token file '%s': %s", path, strerror(-ret));
 		goto cleanup;
@@ -168,7 +125,7 @@ cleanup:
 static int check_readable(const char *what, const char *path)
 {
 	char *buf = NULL;
-	int ret = read_small_file(path, &buf, NULL);
+	int ret = file_read_all(path, KUBE_FILE_MAX, &buf, NULL);
 
 	if (ret < 0)
 		log_err("kube: cannot read %s '%s': %s", what, path, strerror(-ret));
@@ -457,7 +414,7 @@ int kube_config_from_kubeconfig(const char *path, struct kube_config **out)
 	const char *ctx_name, *cluster_name, *user_name, *server, *insecure;
 	int ret;
 
-	ret = read_small_file(path, &text, &len);
+	ret = file_read_all(path, KUBE_FILE_MAX, &text, &len);
 	if (ret < 0) {
 		log_err("kube: cannot read kubeconfig '%s': %s", path, strerror(-ret));
 		goto cleanup;

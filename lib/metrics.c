@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -84,21 +85,6 @@ void metrics_close(struct metrics *m)
 int metrics_fd(const struct metrics *m)
 {
 	return m->fd;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 int metrics_serve(struct metrics *m, int (*render)(void *arg, char **text, size_t *len), void *arg)

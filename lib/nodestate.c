@@ -18,6 +18,8 @@
 #include "nodestate.h"
 
 #define NODESTATE_FILE "node.json"
+/* a few short fields: anything much larger is not ours */
+#define NODESTATE_FILE_MAX (64 * 1024)
 
 int nodestate_write(const char *state_dir, const struct nodestate *ns)
 {
@@ -108,16 +110,23 @@ int nodestate_read(const char *state_dir, struct nodestate *out)
 	json_error_t jerr;
 	json_int_t mtu, port, last, last_rec = 0;
 	json_t *root;
-	FILE *f;
-	int ret = -EINVAL;
+	char *text;
+	size_t len;
+	int ret;
 
 	if (snprintf(path, sizeof(path), "%s/" NODESTATE_FILE, state_dir) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
-	fclose(f);
+	ret = file_read_all(path, NODESTATE_FILE_MAX, &text, &len);
+	if (ret == -EINVAL || ret == -EFBIG || ret == -EAGAIN) {
+		log_err("node state '%s': not a regular file of at most %d bytes", path,
+			NODESTATE_FILE_MAX);
+		return -EINVAL;
+	}
+	if (ret < 0)
+		return ret;
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	free(text);
+	ret = -EINVAL;
 	if (!root) {
 		log_err("node state '%s': invalid JSON at line %d: %s", path, jerr.line, jerr.text);
 		return -EINVAL;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cidr.h"
+#include "atomicfile.h"
 #include "log.h"
 #include "topology.h"
 #include "wgkey.h"
@@ -427,49 +428,21 @@ cleanup:
 
 int topology_load_file(const char *path, struct topology **out)
 {
-	struct stat st;
 	char *buf = NULL;
-	size_t got = 0;
-	int fd, ret = 0;
+	size_t len = 0;
+	int ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		log_err("topology: cannot open '%s': %s", path, strerror(errno));
+	ret = file_read_all(path, TOPO_FILE_MAX, &buf, &len);
+	if (ret == -EINVAL || ret == -EFBIG) {
+		log_err("topology: '%s' is not a regular file below %u MiB", path, TOPO_FILE_MAX >> 20);
+		return -EFBIG;
+	}
+	if (ret < 0) {
+		log_err("topology: cannot read '%s': %s", path, strerror(-ret));
 		return ret;
 	}
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto cleanup;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > TOPO_FILE_MAX) {
-		log_err("topology: '%s' is not a regular file below %u MiB", path, TOPO_FILE_MAX >> 20);
-		ret = -EFBIG;
-		goto cleanup;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto cleanup;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = -errno;
-			log_err("topology: reading '%s': %s", path, strerror(errno));
-			goto cleanup;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	ret = topology_parse(buf, got, out);
-cleanup:
+	ret = topology_parse(buf, len, out);
 	free(buf);
-	close(fd);
 	return ret;
 }
 

@@ -24,6 +24,7 @@
 
 #include <openssl/crypto.h>
 
+#include "atomicfile.h"
 #include "log.h"
 #include "twill-config.h"
 #include "wg_uapi.h"
@@ -500,7 +501,7 @@ static int uapi_exchange(const char *ifname, const char *req, size_t reqlen, cha
 			 size_t *replylen)
 {
 	char *buf = NULL;
-	size_t cap = 0, used = 0, sent = 0;
+	size_t cap = 0, used = 0;
 	int fd = -1, ret, send_err = 0;
 
 	ret = uapi_connect(ifname, &fd);
@@ -510,17 +511,7 @@ static int uapi_exchange(const char *ifname, const char *req, size_t reqlen, cha
 		/* No socket, or nobody behind it: to callers, like the kernel, no device. */
 		return ret == -ENOENT || ret == -ECONNREFUSED ? -ENODEV : ret;
 	}
-	while (sent < reqlen) {
-		ssize_t n = send(fd, req + sent, reqlen - sent, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			send_err = errno;
-			break;
-		}
-		sent += (size_t)n;
-	}
+	send_err = -write_all(fd, req, reqlen);
 	for (;;) {
 		ssize_t n;
 
