@@ -149,12 +149,25 @@ static int link_get_kernel(int ifindex, const char *name, struct rtnl_link **out
 	return 0;
 }
 
+bool nl_ifname_valid(const char *name)
+{
+	if (!name || !*name || strnlen(name, IF_NAMESIZE) >= IF_NAMESIZE ||
+	    !strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		/* the kernel's isspace() also counts 0xa0 (Latin-1 no-break space) */
+		if (*p == '/' || *p == ':' || *p == ' ' || (*p >= '\t' && *p <= '\r') || *p == 0xa0)
+			return false;
+	}
+	return true;
+}
+
 int nl_link_get(const char *name, struct nl_link_info *out)
 {
 	struct rtnl_link *link = NULL;
 	int r;
 
-	if (!name || !*name || strlen(name) >= IF_NAMESIZE)
+	if (!nl_ifname_valid(name))
 		return -EINVAL;
 	r = link_get_kernel(0, name, &link);
 	if (r < 0)
@@ -324,7 +337,7 @@ int nl_veth_create(const char *host_name, const char *peer_name, int peer_netns_
 	struct nl_sock *sk;
 	int r;
 
-	if (strlen(host_name) >= IF_NAMESIZE || strlen(peer_name) >= IF_NAMESIZE)
+	if (!nl_ifname_valid(host_name) || !nl_ifname_valid(peer_name))
 		return -EINVAL;
 	r = sock_get(&sk);
 	if (r < 0)

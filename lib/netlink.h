@@ -21,6 +21,8 @@ struct nl_link_info {
 	char kind[16]; /* "veth", "wireguard", "" for TUN etc. */
 };
 
+/* The kernel's dev_valid_name(): 1-15 bytes, not "." or "..", no '/', ':' or white space. */
+bool nl_ifname_valid(const char *name);
 int nl_link_get(const char *name, struct nl_link_info *out);   /* -ENODEV when absent */
 int nl_link_get_by_index(int ifindex, struct nl_link_info *out);
 int nl_link_set_up(int ifindex);

@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "netlink.h"
 #include "wg_kernel.h"
 
 _Static_assert(WG_KEY_LEN == 32, "wgkey.h and linux/wireguard.h disagree on the key size");
@@ -106,7 +107,7 @@ int wg_kernel_build_get(void *buf, size_t buflen, uint16_t family_id, uint32_t s
 {
 	struct nlmsghdr *nlh;
 
-	if (!ifname || !*ifname || strlen(ifname) >= IF_NAMESIZE)
+	if (!nl_ifname_valid(ifname))
 		return -EINVAL;
 	if (!fits_header(buflen, sizeof(struct genlmsghdr)))
 		return -EMSGSIZE;
@@ -550,7 +551,7 @@ int wg_kernel_build_newlink(void *buf, size_t buflen, uint32_t seq, const char *
 	struct nlmsghdr *nlh;
 	struct nlattr *linkinfo;
 
-	if (!ifname || !*ifname || strlen(ifname) >= IF_NAMESIZE)
+	if (!nl_ifname_valid(ifname))
 		return -EINVAL;
 	if (!fits_header(buflen, sizeof(struct ifinfomsg)))
 		return -EMSGSIZE;
@@ -570,7 +571,7 @@ int wg_kernel_build_dellink(void *buf, size_t buflen, uint32_t seq, const char *
 {
 	struct nlmsghdr *nlh;
 
-	if (!ifname || !*ifname || strlen(ifname) >= IF_NAMESIZE)
+	if (!nl_ifname_valid(ifname))
 		return -EINVAL;
 	if (!fits_header(buflen, sizeof(struct ifinfomsg)))
 		return -EMSGSIZE;

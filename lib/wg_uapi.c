@@ -26,6 +26,7 @@
 
 #include "atomicfile.h"
 #include "log.h"
+#include "netlink.h"
 #include "twill-config.h"
 #include "wg_uapi.h"
 
@@ -36,7 +37,7 @@ int wg_uapi_socket_path(const char *ifname, char *buf, size_t len)
 {
 	int n;
 
-	if (!ifname || !*ifname || strlen(ifname) >= IF_NAMESIZE || strchr(ifname, '/'))
+	if (!nl_ifname_valid(ifname))
 		return -EINVAL;
 	n = snprintf(buf, len, "%s/%s.sock", TWILL_DEFAULT_WG_RUN_DIR, ifname);
 	if (n < 0 || (size_t)n >= len)

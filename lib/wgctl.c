@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "netlink.h"
 #include "wg_kernel.h"
 #include "wg_uapi.h"
 #include "wgctl.h"
@@ -52,8 +53,7 @@ int wgctl_open(const char *ifname, enum wg_backend backend, struct wgctl **out)
 	uint16_t id = 0;
 	int ret;
 
-	if (!ifname || !*ifname || strlen(ifname) >= IF_NAMESIZE || strchr(ifname, '/') ||
-	    strchr(ifname, ' ')) {
+	if (!nl_ifname_valid(ifname)) {
 		log_err("wgctl: '%s' is not a valid interface name", ifname ? ifname : "");
 		return -EINVAL;
 	}

@@ -21,6 +21,7 @@
 #include "cidr.h"
 #include "inspect.h"
 #include "log.h"
+#include "netlink.h"
 #include "twill-config.h"
 #include "wgkey.h"
 
@@ -1039,8 +1040,9 @@ int main(int argc, char **argv)
 			ctl.opt.pin_dir = optarg;
 			break;
 		case OPT_WG:
-			if (!*optarg || strlen(optarg) >= IF_NAMESIZE)
-				return usage_error("--wg-device '%s' must be 1 to %d characters",
+			if (!nl_ifname_valid(optarg))
+				return usage_error("--wg-device '%s' must be 1 to %d characters, "
+						   "not '.' or '..', without '/', ':' or white space",
 						   optarg, IF_NAMESIZE - 1);
 			ctl.opt.wg_device = optarg;
 			break;

@@ -12,6 +12,7 @@
 #include "agent.h"
 #include "cidr.h"
 #include "log.h"
+#include "netlink.h"
 #include "twill-config.h"
 
 #define DEFAULT_CLUSTER_CIDR "10.244.0.0/16"
@@ -144,8 +145,9 @@ int main(int argc, char **argv)
 		case OPT_CNI_CONF_DIR: cfg.cni_conf_dir = optarg; break;
 		case OPT_BPF_PIN_DIR: cfg.bpf_pin_dir = optarg; break;
 		case OPT_WG_DEVICE:
-			if (!*optarg || strlen(optarg) >= IF_NAMESIZE) {
-				fprintf(stderr, "twilld: --wg-device '%s' must be 1 to %d characters\n",
+			if (!nl_ifname_valid(optarg)) {
+				fprintf(stderr, "twilld: --wg-device '%s' must be 1 to %d characters, "
+					"not '.' or '..', without '/', ':' or white space\n",
 					optarg, IF_NAMESIZE - 1);
 				return 2;
 			}
