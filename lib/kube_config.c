@@ -19,6 +19,7 @@
 #include "atomicfile.h"
 #include "kube.h"
 #include "log.h"
+#include "strutil.h"
 
 #define KUBE_FILE_MAX (4 << 20)
 
@@ -158,8 +159,8 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config **out)
 	struct kube_config *cfg = NULL;
 	const char *host = getenv("KUBERNETES_SERVICE_HOST");
 	const char *port = getenv("KUBERNETES_SERVICE_PORT");
-	char *token = NULL, *end;
-	long portnum;
+	char *token = NULL;
+	unsigned long portnum;
 	int ret;
 
 	if (!sa_dir)
@@ -169,9 +170,7 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config **out)
 			"are not set (not running in a pod? use --kubeconfig)");
 		return -ENOENT;
 	}
-	errno = 0;
-	portnum = strtol(port, &end, 10);
-	if (errno || *end || portnum < 1 || portnum > 65535) {
+	if (parse_uint(port, 65535, &portnum) < 0 || portnum == 0) {
 		log_err("kube: in-cluster: KUBERNETES_SERVICE_PORT '%s' is not a port", port);
 		return -EINVAL;
 	}
@@ -182,7 +181,7 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config **out)
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg)
 		return -ENOMEM;
-	if (asprintf(&cfg->server, strchr(host, ':') ? "https://[%s]:%ld" : "https://%s:%ld",
+	if (asprintf(&cfg->server, strchr(host, ':') ? "https://[%s]:%lu" : "https://%s:%lu",
 		     host, portnum) < 0 ||
 	    asprintf(&cfg->token_file, "%s/token", sa_dir) < 0 ||
 	    asprintf(&cfg->ca_file, "%s/ca.crt", sa_dir) < 0 ||

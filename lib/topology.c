@@ -18,6 +18,7 @@
 #include "cidr.h"
 #include "atomicfile.h"
 #include "log.h"
+#include "strutil.h"
 #include "topology.h"
 #include "wgkey.h"
 
@@ -179,12 +180,9 @@ static int parse_node(json_t *item, size_t index, struct topo_node *n, enum pars
 		return err;
 	n->wg_port = TOPO_DEFAULT_PORT;
 	if (port) {
-		char *end;
 		unsigned long p;
 
-		errno = 0;
-		p = strtoul(port, &end, 10);
-		if (errno || end == port || *end || p == 0 || p > 65535) {
+		if (parse_uint(port, 65535, &p) < 0 || p == 0) {
 			log_err("topology: node '%s': annotation " ANN_PORT " '%.32s' is not a port",
 				name, port);
 			return -EINVAL;

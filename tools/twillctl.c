@@ -21,6 +21,7 @@
 #include "cidr.h"
 #include "inspect.h"
 #include "log.h"
+#include "strutil.h"
 #include "netlink.h"
 #include "twill-config.h"
 #include "wgkey.h"
@@ -991,19 +992,6 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-static bool parse_uint(const char *s, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 0 || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_PIN, OPT_WG, OPT_TOPO, OPT_NET, OPT_JSON, OPT_WATCH, OPT_COUNT };
@@ -1026,7 +1014,7 @@ int main(int argc, char **argv)
 	const char *cmd = NULL, *args[4] = { NULL };
 	size_t nargs = 0, ci;
 	bool help = false, watch_secs_given = false;
-	long v;
+	unsigned long v;
 	int c, ret;
 
 	log_set_ident("twillctl");
@@ -1060,7 +1048,7 @@ int main(int argc, char **argv)
 		case OPT_WATCH:
 			ctl.watch = true;
 			if (optarg) {
-				if (!parse_uint(optarg, 86400, &v) || v == 0)
+				if (parse_uint(optarg, 86400, &v) < 0 || v == 0)
 					return usage_error("--watch '%s' is not 1 to 86400 seconds",
 							   optarg);
 				ctl.watch_secs = (unsigned int)v;
@@ -1068,9 +1056,9 @@ int main(int argc, char **argv)
 			}
 			break;
 		case OPT_COUNT:
-			if (!parse_uint(optarg, 1000000, &v) || v == 0)
+			if (parse_uint(optarg, 1000000, &v) < 0 || v == 0)
 				return usage_error("--count '%s' is not a positive number", optarg);
-			ctl.count = v;
+			ctl.count = (long)v;
 			break;
 		case 'v':
 			log_set_level(TWILL_LOG_DEBUG);
@@ -1112,7 +1100,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "counters")) {
 		/* --watch SECS as two words: the optional argument getopt cannot take. */
 		if (nargs == 1 && ctl.watch && !watch_secs_given) {
-			if (!parse_uint(args[0], 86400, &v) || v == 0)
+			if (parse_uint(args[0], 86400, &v) < 0 || v == 0)
 				return usage_error("--watch '%s' is not 1 to 86400 seconds", args[0]);
 			ctl.watch_secs = (unsigned int)v;
 			nargs = 0;

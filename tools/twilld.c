@@ -12,6 +12,7 @@
 #include "agent.h"
 #include "cidr.h"
 #include "log.h"
+#include "strutil.h"
 #include "netlink.h"
 #include "twill-config.h"
 
@@ -52,15 +53,6 @@ static void usage(FILE *f)
 "  --log-file FILE         also log to FILE (handed to the CNI plugin too)\n"
 "  --show-public-key       print the public key (creating the private key) and exit\n"
 "  --version\n", DEFAULT_RESYNC_SEC);
-}
-
-static int parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return errno || end == s || *end || *out > max || *s == '-' ? -EINVAL : 0;
 }
 
 /*
