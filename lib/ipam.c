@@ -45,14 +45,17 @@
 #define IPAM_STORE_MAX_BYTES (1024 * 1024)
 #define IPAM_NETWORK_NAME_MAX 128
 #define IPAM_CIDR_MAX 32
+/* kubelet gives a CNI call minutes; a lock held longer than this is a stuck process */
+#define IPAM_LOCK_WAIT_MS 10000u
 
 struct ipam {
 	char *dir;
 	char *store_path;
-	char pod_cidr[IPAM_CIDR_MAX];
+	char pod_cidr[IPAM_CIDR_MAX];   /* "": opened by ipam_open_existing, any /24 */
 	struct in_addr network;
 	int dir_fd;
 	int lock_fd;
+	unsigned int lock_wait_ms;
 };
 
 static bool name_char_ok(char c)
@@ -536,8 +539,8 @@ static int lock_open(struct ipam *ipam)
 	return r;
 }
 
-int ipam_open(const char *state_dir, const char *network, const char *pod_cidr,
-	      struct ipam **out)
+static int handle_new(const char *state_dir, const char *network, const char *pod_cidr,
+		      bool create, struct ipam **out)
 {
 	struct ipam *ipam = NULL;
 	char *ipam_root = NULL;
@@ -556,10 +559,13 @@ int ipam_open(const char *state_dir, const char *network, const char *pod_cidr,
 		return -ENOMEM;
 	ipam->dir_fd = -1;
 	ipam->lock_fd = -1;
-	r = ipam_cidr_parse(pod_cidr, &ipam->network);
-	if (r < 0)
-		goto cleanup;
-	cidr_format(ipam->network, 24, ipam->pod_cidr);
+	ipam->lock_wait_ms = IPAM_LOCK_WAIT_MS;
+	if (pod_cidr) {
+		r = ipam_cidr_parse(pod_cidr, &ipam->network);
+		if (r < 0)
+			goto cleanup;
+		cidr_format(ipam->network, 24, ipam->pod_cidr);
+	}
 	if (asprintf(&ipam_root, "%s/ipam", state_dir) < 0) {
 		ipam_root = NULL;
 		r = -ENOMEM;
@@ -575,17 +581,21 @@ int ipam_open(const char *state_dir, const char *network, const char *pod_cidr,
 		r = -ENOMEM;
 		goto cleanup;
 	}
-	r = mkdir_one(state_dir);
-	if (r == 0)
-		r = mkdir_one(ipam_root);
-	if (r == 0)
-		r = mkdir_one(ipam->dir);
+	r = 0;
+	if (create) {
+		r = mkdir_one(state_dir);
+		if (r == 0)
+			r = mkdir_one(ipam_root);
+		if (r == 0)
+			r = mkdir_one(ipam->dir);
+	}
 	if (r < 0)
 		goto cleanup;
 	ipam->dir_fd = open(ipam->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ipam->dir_fd < 0) {
 		r = -errno;
-		log_err("cannot open IPAM folder '%s': %s", ipam->dir, strerror(-r));
+		if (r != -ENOENT || create)
+			log_err("cannot open IPAM folder '%s': %s", ipam->dir, strerror(-r));
 		goto cleanup;
 	}
 	r = lock_open(ipam);
@@ -598,6 +608,25 @@ cleanup:
 	free(ipam_root);
 	ipam_close(ipam);
 	return r;
+}
+
+int ipam_open(const char *state_dir, const char *network, const char *pod_cidr,
+	      struct ipam **out)
+{
+	if (!pod_cidr)
+		return -EINVAL;
+	return handle_new(state_dir, network, pod_cidr, true, out);
+}
+
+int ipam_open_existing(const char *state_dir, const char *network, struct ipam **out)
+{
+	return handle_new(state_dir, network, NULL, false, out);
+}
+
+void ipam_set_lock_wait(struct ipam *ipam, unsigned int ms)
+{
+	if (ipam)
+		ipam->lock_wait_ms = ms;
 }
 
 void ipam_close(struct ipam *ipam)
@@ -618,6 +647,45 @@ const char *ipam_dir(const struct ipam *ipam)
 	return ipam ? ipam->dir : NULL;
 }
 
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Polls instead of blocking in flock(): one stopped or stuck process holding the lock
+ * must not hang every later ADD and DEL of the node forever. Short pauses first, as a
+ * healthy holder keeps the lock for a few milliseconds.
+ */
+static int lock_wait(struct ipam *ipam)
+{
+	int64_t deadline = monotonic_ms() + ipam->lock_wait_ms;
+	long pause_us = 500;
+	int r;
+
+	for (;;) {
+		if (flock(ipam->lock_fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		r = -errno;
+		if (r != -EWOULDBLOCK && r != -EINTR) {
+			log_err("cannot lock '%s/%s': %s", ipam->dir, IPAM_LOCK_NAME,
+				strerror(-r));
+			return r;
+		}
+		if (monotonic_ms() >= deadline) {
+			log_err("IPAM lock '%s/%s' is still held by another process after %u ms",
+				ipam->dir, IPAM_LOCK_NAME, ipam->lock_wait_ms);
+			return -ETIMEDOUT;
+		}
+		usleep((useconds_t)pause_us);
+		if (pause_us < 20000)
+			pause_us *= 2;
+	}
+}
+
 /*
  * A lock file removed by hand while a writer holds it would let the next process lock
  * a new file and write beside that writer: after locking, check that the file locked
@@ -629,14 +697,9 @@ static int store_lock(struct ipam *ipam)
 	int r;
 
 	for (int attempt = 0; attempt < 8; attempt++) {
-		if (flock(ipam->lock_fd, LOCK_EX) < 0) {
-			r = -errno;
-			if (r == -EINTR)
-				continue;
-			log_err("cannot lock '%s/%s': %s", ipam->dir, IPAM_LOCK_NAME,
-				strerror(-r));
+		r = lock_wait(ipam);
+		if (r < 0)
 			return r;
-		}
 		if (fstat(ipam->lock_fd, &held) == 0 &&
 		    fstatat(ipam->dir_fd, IPAM_LOCK_NAME, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    held.st_dev == named.st_dev && held.st_ino == named.st_ino)
@@ -708,7 +771,8 @@ static int store_load(struct ipam *ipam, struct ipam_store **out)
 	close(fd);
 	if (r < 0)
 		return r;
-	r = ipam_store_parse(text, len, ipam->pod_cidr, ipam->store_path, out);
+	r = ipam_store_parse(text, len, ipam->pod_cidr[0] ? ipam->pod_cidr : NULL,
+			     ipam->store_path, out);
 	free(text);
 	return r;
 }
@@ -813,6 +877,11 @@ int ipam_allocate(struct ipam *ipam, const char *container_id, const char *ifnam
 
 	if (!ipam || !out)
 		return -EINVAL;
+	if (!ipam->pod_cidr[0]) {
+		log_err("IPAM store '%s' was opened without a pod CIDR: it can only release",
+			ipam->dir);
+		return -EINVAL;
+	}
 	r = check_attachment(container_id, ifname);
 	if (r < 0)
 		return r;

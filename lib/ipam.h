@@ -12,7 +12,8 @@
  * Errors: -EINVAL bad argument, -ENOSPC the /24 is full, -ENOENT unknown attachment,
  * -EBADMSG the store file is corrupt (it is left untouched), -EEXIST the store was made
  * for another pod CIDR than the one given to ipam_open; a full disk is -EIO (the store
- * is then left as it was). A handle must not be used
+ * is then left as it was); -ETIMEDOUT another process held the lock for the whole wait
+ * (10 s unless ipam_set_lock_wait says otherwise). A handle must not be used
  * across fork(): the lock is per open file.
  */
 struct ipam;
@@ -26,6 +27,10 @@ struct ipam_allocation {
 
 int ipam_open(const char *state_dir, const char *network, const char *pod_cidr,
 	      struct ipam **out);
+/* The store as it is, for whichever /24 it was made: creates nothing (-ENOENT when the
+ * network has no folder) and cannot allocate; release, find, list and gc work. */
+int ipam_open_existing(const char *state_dir, const char *network, struct ipam **out);
+void ipam_set_lock_wait(struct ipam *ipam, unsigned int ms);
 void ipam_close(struct ipam *ipam);
 
 /* Same container id + ifname twice returns the same address. */

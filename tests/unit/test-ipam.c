@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -518,6 +519,94 @@ Test(ipam, removed_lock_file_is_recreated)
 	cr_assert_eq(unlink(lock), 0);
 	cr_assert_eq(ipam_allocate(ipam, "c1", "eth0", &a), 0);
 	cr_assert_eq(access(lock, F_OK), 0);
+	ipam_close(ipam);
+}
+
+/* After a node's pod CIDR changes, DEL of an old pod still releases its address. */
+Test(ipam, existing_store_is_opened_for_its_own_cidr_and_only_releases)
+{
+	static const char old_store[] =
+		"{\"version\": 1, \"pod_cidr\": \"10.244.7.0/24\", \"cursor\": 3, \"allocations\": ["
+		"{\"address\": \"10.244.7.2\", \"container_id\": \"a\", \"ifname\": \"eth0\","
+		" \"allocated_at\": \"2026-11-21T13:05:04Z\"},"
+		"{\"address\": \"10.244.7.3\", \"container_id\": \"b\", \"ifname\": \"eth0\","
+		" \"allocated_at\": \"2026-11-21T13:05:05Z\"}]}";
+	struct ipam *ipam = NULL;
+	struct ipam_allocation *list = NULL;
+	struct in_addr a;
+	char *before, *after;
+	size_t n, len;
+
+	cr_assert_eq(ipam_open_existing(state_dir, NET, &ipam), -ENOENT);
+	cr_assert_null(ipam);
+	cr_assert_eq(access(store_path, F_OK), -1, "ipam_open_existing created something");
+	ipam = open_net();
+	ipam_close(ipam);
+	spit(store_path, old_store, strlen(old_store));
+	/* the configured CIDR (10.244.1.0/24) refuses it, as before */
+	ipam = open_net();
+	cr_assert_eq(ipam_release(ipam, "b", "eth0", NULL), -EEXIST);
+	ipam_close(ipam);
+
+	cr_assert_eq(ipam_open_existing(state_dir, NET, &ipam), 0);
+	cr_assert_eq(ipam_allocate(ipam, "new", "eth0", &a), -EINVAL);
+	cr_assert(log_has("opened without a pod CIDR"));
+	cr_assert_eq(ipam_find(ipam, "b", "eth0", &a), 0);
+	cr_assert_str_eq(ntoa(a), "10.244.7.3");
+	cr_assert_eq(ipam_release(ipam, "b", "eth0", &a), 0);
+	cr_assert_str_eq(ntoa(a), "10.244.7.3");
+	cr_assert_eq(ipam_release(ipam, "b", "eth0", NULL), -ENOENT);
+	ipam_close(ipam);
+	/* the store keeps its CIDR and the other allocation */
+	cr_assert_eq(ipam_open(state_dir, NET, "10.244.7.0/24", &ipam), 0);
+	cr_assert_eq(ipam_list(ipam, &list, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(list[0].container_id, "a");
+	cr_assert_str_eq(ntoa(list[0].addr), "10.244.7.2");
+	free(list);
+	ipam_close(ipam);
+
+	/* a corrupt store is reported, never rewritten */
+	spit(store_path, "{\"version\": 1, \"pod_cidr\"", 26);
+	before = slurp(store_path, &len);
+	cr_assert_eq(ipam_open_existing(state_dir, NET, &ipam), 0);
+	cr_assert_eq(ipam_release(ipam, "a", "eth0", NULL), -EBADMSG);
+	ipam_close(ipam);
+	after = slurp(store_path, NULL);
+	cr_assert_str_eq(after, before);
+	free(before);
+	free(after);
+}
+
+/* One stuck process holding the lock must not block every ADD forever. */
+Test(ipam, lock_held_elsewhere_times_out)
+{
+	struct ipam *ipam = open_net();
+	struct in_addr a;
+	char lock[300];
+	int64_t t0, ms;
+	struct timespec ts;
+	int fd;
+
+	snprintf(lock, sizeof(lock), "%s/ipam/%s/lock", state_dir, NET);
+	/* another open file description: flock conflicts even within one process */
+	fd = open(lock, O_RDWR | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(flock(fd, LOCK_EX), 0);
+	ipam_set_lock_wait(ipam, 300);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	cr_assert_eq(ipam_allocate(ipam, "c1", "eth0", &a), -ETIMEDOUT);
+	cr_assert_eq(ipam_release(ipam, "c1", "eth0", NULL), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ms = ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - t0;
+	cr_assert(ms >= 600 && ms < 3000, "two waits took %lld ms", (long long)ms);
+	cr_assert(log_has("is still held by another process after 300 ms"));
+	cr_assert(log_has(lock), "the message names the lock file");
+	/* released elsewhere: the next call goes through at once */
+	cr_assert_eq(flock(fd, LOCK_UN), 0);
+	cr_assert_eq(ipam_allocate(ipam, "c1", "eth0", &a), 0);
+	close(fd);
 	ipam_close(ipam);
 }
 
