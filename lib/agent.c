@@ -36,6 +36,7 @@
 #include "mtu.h"
 #include "netlink.h"
 #include "nodestate.h"
+#include "peerstate.h"
 #include "reconcile.h"
 #include "wgkey.h"
 
@@ -54,7 +55,8 @@ struct agent {
 	struct topology *topo;         /* last good topology */
 	struct rc_peer *prev;          /* what the last successful reconcile asked for */
 	size_t n_prev;
-	bool have_prev;
+	bool have_prev;                /* prev comes from this process, not from peers.json */
+	bool prev_saved;               /* peers.json holds prev */
 	bool boot_checked;             /* allocations older than this boot were released */
 	unsigned int mtu;
 	uint64_t reconciles, errors, recoveries;
@@ -110,6 +112,31 @@ int agent_public_key(const char *state_dir, char out[WG_KEY_B64_LEN])
 	return ret;
 }
 
+/*
+ * What the previous agent applied, so that a restart compares the topology with it and
+ * never rewrites an endpoint WireGuard roamed to (NAT). Without the file (first start,
+ * or a file that is not ours) the device's endpoints stand in for it.
+ */
+static void load_applied_peers(struct agent *a)
+{
+	int ret = peerstate_read(a->cfg.state_dir, &a->prev, &a->n_prev);
+
+	if (ret == -ENOENT)
+		return;
+	if (ret < 0) {
+		log_warn("agent: ignoring the applied peers in '%s': %s; comparing with the device",
+			 a->cfg.state_dir, strerror(-ret));
+		return;
+	}
+	log_info("agent: %zu peers as the previous agent applied them (endpoints the "
+		 "topology did not change are left where WireGuard roamed)", a->n_prev);
+}
+
+static void save_applied_peers(struct agent *a)
+{
+	a->prev_saved = peerstate_write(a->cfg.state_dir, a->prev, a->n_prev) == 0;
+}
+
 int agent_new(const struct agent_config *cfg, struct agent **out)
 {
 	struct agent *a = calloc(1, sizeof(*a));
@@ -137,6 +164,7 @@ int agent_new(const struct agent_config *cfg, struct agent **out)
 		goto cleanup;
 	wgkey_to_base64(a->public_key, b64);
 	log_info("agent: node '%s', public key %s", cfg->node_name, b64);
+	load_applied_peers(a);
 	if (cfg->kube_in_cluster || cfg->kubeconfig) {
 		ret = cfg->kubeconfig ? kube_config_from_kubeconfig(cfg->kubeconfig, &a->kube)
 				      : kube_config_in_cluster(NULL, &a->kube);
@@ -587,8 +615,7 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	if (ret < 0)
 		goto cleanup;
 	t0 = now_ms();
-	ret = reconcile_peers(desired, n, a->have_prev ? a->prev : NULL, a->n_prev, dev,
-			      a->cfg.keepalive, &plan);
+	ret = reconcile_peers(desired, n, a->prev, a->n_prev, dev, a->cfg.keepalive, &plan);
 	st->diff_ms += now_ms() - t0;
 	if (ret < 0)
 		goto cleanup;
@@ -616,6 +643,8 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 	a->n_prev = n;
 	a->have_prev = true;
 	desired = NULL;
+	if (plan.n_peers || !a->prev_saved)
+		save_applied_peers(a);
 
 	eps = calloc(n + 1, sizeof(*eps));
 	if (!eps) {
@@ -1198,7 +1227,6 @@ int agent_cleanup(const struct agent_config *cfg)
 {
 	struct nl_link_info *links = NULL;
 	struct wgctl *wg = NULL;
-	char path[PATH_MAX];
 	size_t n_links = 0;
 	int ret, first = 0;
 
@@ -1236,9 +1264,11 @@ int agent_cleanup(const struct agent_config *cfg)
 	ret = conflist_remove(cfg->cni_conf_dir);
 	if (ret < 0 && ret != -ENOENT)
 		first = first ? first : ret;
-	if (snprintf(path, sizeof(path), "%s/node.json", cfg->state_dir) < (int)sizeof(path) &&
-	    unlink(path) < 0 && errno != ENOENT)
-		first = first ? first : -errno;
+	ret = nodestate_remove(cfg->state_dir);
+	if (ret == 0)
+		ret = peerstate_remove(cfg->state_dir);
+	if (ret < 0)
+		first = first ? first : ret;
 	log_info("cleanup: done (the private key in '%s' is kept)", cfg->state_dir);
 	return first;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "atomicfile.h"
 #include "cidr.h"
@@ -37,7 +38,8 @@ int nodestate_write(const char *state_dir, const struct nodestate *ns)
 	}
 	cidr_format(ns->pod_net, ns->pod_prefixlen, pod);
 	cidr_format(ns->cluster_net, ns->cluster_prefixlen, cluster);
-	root = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:b, s:b, s:I, s:s, s:s, s:I}",
+	root = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:b, s:b, s:I, s:s, s:s, s:I, "
+			 "s:I, s:I, s:b}",
 			 "nodeName", ns->node_name,
 			 "podCIDR", pod,
 			 "clusterCIDR", cluster,
@@ -51,7 +53,10 @@ int nodestate_write(const char *state_dir, const struct nodestate *ns)
 			 "lastReconcile", (json_int_t)ns->last_reconcile_unix,
 			 "lastError", ns->last_error,
 			 "lastRecovery", ns->last_recovery,
-			 "lastRecoveryTime", (json_int_t)ns->last_recovery_unix);
+			 "lastRecoveryTime", (json_int_t)ns->last_recovery_unix,
+			 "agentPid", (json_int_t)ns->agent_pid,
+			 "agentStartTime", (json_int_t)ns->agent_start_unix,
+			 "cleanExit", ns->clean_exit);
 	if (!root)
 		return -EINVAL;
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -108,7 +113,7 @@ int nodestate_read(const char *state_dir, struct nodestate *out)
 	char path[PATH_MAX], pod[32], cluster[32];
 	struct nodestate ns;
 	json_error_t jerr;
-	json_int_t mtu, port, last, last_rec = 0;
+	json_int_t mtu, port, last, last_rec = 0, pid = 0, started = 0;
 	json_t *root;
 	char *text;
 	size_t len;
@@ -163,6 +168,13 @@ int nodestate_read(const char *state_dir, struct nodestate *out)
 			 path) < 0 ||
 	     get_int(root, "lastRecoveryTime", 0, INT64_MAX, &last_rec, path) < 0))
 		goto cleanup;
+	if (json_object_get(root, "agentPid") &&
+	    (get_int(root, "agentPid", 0, INT32_MAX, &pid, path) < 0 ||
+	     get_int(root, "agentStartTime", 0, INT64_MAX, &started, path) < 0 ||
+	     get_bool(root, "cleanExit", &ns.clean_exit, path) < 0))
+		goto cleanup;
+	ns.agent_pid = (int)pid;
+	ns.agent_start_unix = started;
 	ns.mtu = (unsigned int)mtu;
 	ns.listen_port = (uint16_t)port;
 	ns.last_reconcile_unix = last;
@@ -172,4 +184,13 @@ int nodestate_read(const char *state_dir, struct nodestate *out)
 cleanup:
 	json_decref(root);
 	return ret;
+}
+
+int nodestate_remove(const char *state_dir)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof(path), "%s/" NODESTATE_FILE, state_dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 }

@@ -29,9 +29,15 @@ struct nodestate {
 	char last_error[512];       /* "" when the last reconcile succeeded */
 	char last_recovery[256];    /* what the agent last repaired by itself; "" when nothing */
 	int64_t last_recovery_unix;
+	/* the agent that wrote this: pid 0 when unknown (older agents, the plugin's tests) */
+	int agent_pid;
+	int64_t agent_start_unix;
+	bool clean_exit;            /* that agent stopped on SIGTERM or finished --once */
 };
 
 int nodestate_write(const char *state_dir, const struct nodestate *ns);
 int nodestate_read(const char *state_dir, struct nodestate *out);   /* -ENOENT when absent */
+
+int nodestate_remove(const char *state_dir);  /* 0 when absent */
 
 #endif

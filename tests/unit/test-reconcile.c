@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "peerstate.h"
 #include "reconcile.h"
 
 /* Node i: pod CIDR 10.(i/256).(i%256).0/24 inside 10.0.0.0/8, public 198.18.x.y. */
@@ -163,11 +165,62 @@ Test(reconcile, unchanged_peers_are_never_touched, .init = quiet)
 	cr_assert_eq(plan.n_peers, 0);
 	cr_assert_eq(plan.n_unchanged, 5);
 	rc_peer_plan_clear(&plan);
-	/* but after a restart (no memory), the topology's endpoint is restored once */
+	/* with no record at all (an agent that never wrote peers.json), the device is all
+	 * there is to compare with: the topology's endpoint is restored once */
 	cr_assert_eq(reconcile_peers(d, n, NULL, 0, dev, 0, &plan), 0);
 	cr_assert_eq(plan.n_update, 1);
 	cr_assert_eq(plan.peers[0].flags, WG_PEER_HAS_ENDPOINT);
 	rc_peer_plan_clear(&plan);
+	device_free(dev);
+	free(d);
+	topology_free(t);
+}
+
+/*
+ * A restart (kill -9, upgrade) must not undo roaming: the previous agent's record in
+ * peers.json is what the topology is compared with, so only a peer the topology moved
+ * while no agent ran gets a new endpoint.
+ */
+Test(reconcile, restart_keeps_roamed_endpoints, .init = quiet)
+{
+	struct topology *t = make_topology(6);
+	struct rc_peer_plan plan;
+	struct rc_peer *d, *saved, *d2;
+	struct wg_device *dev;
+	size_t n, n_saved, n2;
+	char dir[] = "/tmp/twill-rc-XXXXXX";
+
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(reconcile_desired(t, "node-00000", NULL, &d, &n), 0);
+	dev = device_from(d, n, 0);
+	cr_assert_eq(peerstate_write(dir, d, n), 0);       /* the agent before the kill */
+	/* two peers roamed behind NAT */
+	dev->peers[0].endpoint.addr4.sin_port = htons(40000);
+	dev->peers[3].endpoint.addr4.sin_addr.s_addr = htonl(0xcb007109);
+
+	cr_assert_eq(peerstate_read(dir, &saved, &n_saved), 0);  /* the new agent */
+	cr_assert_eq(n_saved, n);
+	cr_assert_eq(reconcile_peers(d, n, saved, n_saved, dev, 0, &plan), 0);
+	cr_assert_eq(plan.n_peers, 0, "a restart rewrote %zu roamed endpoints", plan.n_update);
+	cr_assert_eq(plan.n_unchanged, 5);
+	rc_peer_plan_clear(&plan);
+
+	/* node 3 moved while no agent ran: that one peer, and only it, gets the new endpoint */
+	t->nodes[3].public_addr.addr4.sin_addr.s_addr = htonl(0xcb007103);
+	cr_assert_eq(reconcile_desired(t, "node-00000", NULL, &d2, &n2), 0);
+	cr_assert_eq(reconcile_peers(d2, n2, saved, n_saved, dev, 0, &plan), 0);
+	cr_assert_eq(plan.n_update, 1);
+	cr_assert_eq(plan.n_peers, 1);
+	cr_assert_eq(memcmp(plan.peers[0].public_key, t->nodes[3].public_key, WG_KEY_LEN), 0);
+	cr_assert_eq(plan.peers[0].flags, WG_PEER_HAS_ENDPOINT);
+	cr_assert_eq(plan.peers[0].endpoint.addr4.sin_addr.s_addr, htonl(0xcb007103));
+	rc_peer_plan_clear(&plan);
+
+	free(saved);
+	cr_assert_eq(peerstate_remove(dir), 0);
+	cr_assert_eq(peerstate_read(dir, &saved, &n_saved), -ENOENT);
+	rmdir(dir);
+	free(d2);
 	device_free(dev);
 	free(d);
 	topology_free(t);
