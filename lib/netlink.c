@@ -670,6 +670,41 @@ cleanup:
 }
 
 /* "/proc/sys/net/..." as is, "net/ipv4/..." under /proc/sys, "net.ipv4.ip_forward" dotted. */
+int nl_neigh_get(int ifindex, struct in_addr ip, uint8_t mac[6], bool *permanent)
+{
+	struct nl_cache *cache = NULL;
+	struct rtnl_neigh *n = NULL;
+	struct nl_addr *dst = NULL, *ll;
+	struct nl_sock *sk;
+	int r;
+
+	r = sock_get(&sk);
+	if (r < 0)
+		return r;
+	dst = nla_inet(ip, 32);
+	if (!dst)
+		return -ENOMEM;
+	r = nlerr_to_errno(rtnl_neigh_alloc_cache(sk, &cache));
+	if (r < 0)
+		goto cleanup;
+	n = rtnl_neigh_get(cache, ifindex, dst);
+	if (!n) {
+		r = -ENOENT;
+		goto cleanup;
+	}
+	memset(mac, 0, 6);
+	ll = rtnl_neigh_get_lladdr(n);
+	if (ll && nl_addr_get_len(ll) == 6)
+		memcpy(mac, nl_addr_get_binary_addr(ll), 6);
+	*permanent = (rtnl_neigh_get_state(n) & NUD_PERMANENT) != 0;
+	r = 0;
+cleanup:
+	rtnl_neigh_put(n);
+	nl_cache_free(cache);
+	nl_addr_put(dst);
+	return r;
+}
+
 static int sysctl_path(const char *key, char *buf, size_t len)
 {
 	size_t n;

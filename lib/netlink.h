@@ -57,6 +57,8 @@ int nl_route_delete(const struct nl_route *route);   /* -ESRCH / -ENOENT when ab
 int nl_route_list(int ifindex, struct nl_route **out, size_t *count);
 
 int nl_neigh_add_permanent(int ifindex, struct in_addr ip, const uint8_t mac[6]);
+/* The IPv4 neighbour entry of ip on ifindex: -ENOENT when there is none. */
+int nl_neigh_get(int ifindex, struct in_addr ip, uint8_t mac[6], bool *permanent);
 
 /* path: "/proc/sys/net/ipv4/ip_forward", "net/ipv4/ip_forward" or "net.ipv4.ip_forward" */
 int sysctl_write(const char *path, const char *value);

@@ -162,11 +162,23 @@ Test(netlink, permanent_neighbour)
 {
 	struct nl_link_info a, b;
 	const uint8_t mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x42 };
+	uint8_t got[6];
+	bool permanent = false;
 	char cmd[128];
 
 	private_netns();
 	veth("cnt-a", "cnt-b", 0, &a, &b);
+	cr_assert_eq(nl_neigh_get(a.ifindex, ip("169.254.1.1"), got, &permanent), -ENOENT);
 	cr_assert_eq(nl_neigh_add_permanent(a.ifindex, ip("169.254.1.1"), mac), 0);
+	cr_assert_eq(nl_neigh_get(a.ifindex, ip("169.254.1.1"), got, &permanent), 0);
+	cr_assert_eq(memcmp(got, mac, 6), 0);
+	cr_assert(permanent);
+	cr_assert_eq(nl_neigh_get(b.ifindex, ip("169.254.1.1"), got, &permanent), -ENOENT);
+	cr_assert_eq(system("ip neigh replace 169.254.1.2 lladdr 02:00:00:00:00:43 dev cnt-a "
+			    "nud reachable"), 0);
+	cr_assert_eq(nl_neigh_get(a.ifindex, ip("169.254.1.2"), got, &permanent), 0);
+	cr_assert_not(permanent);
+	cr_assert_eq(got[5], 0x43);
 	/* replace: the same entry again is fine */
 	cr_assert_eq(nl_neigh_add_permanent(a.ifindex, ip("169.254.1.1"), mac), 0);
 	snprintf(cmd, sizeof(cmd),
