@@ -194,6 +194,30 @@ cleanup:
 	return ret;
 }
 
+/*
+ * A folder made by someone else with the usual 0755 (kubelet's hostPath
+ * DirectoryOrCreate, mkdir -p, a package) would stop the agent for good: tighten it when
+ * it is ours and a real folder, never through a symlink. A key file open to others is
+ * still refused: its secret may already be out.
+ */
+static void wgkey_tighten_dir(const char *dir)
+{
+	struct stat st;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return;   /* a symlink or not a folder: wgkey_check_dir says what is wrong */
+	if (fstat(fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 0077)) {
+		if (fchmod(fd, st.st_mode & 07700) == 0)
+			log_warn("wgkey: key folder '%s' had mode %04o: tightened to %04o", dir,
+				 (unsigned int)(st.st_mode & 07777), (unsigned int)(st.st_mode & 07700));
+		else
+			log_err("wgkey: cannot tighten key folder '%s' (mode %04o): %s", dir,
+				(unsigned int)(st.st_mode & 07777), strerror(errno));
+	}
+	close(fd);
+}
+
 static int wgkey_check_dir(const char *dir)
 {
 	struct stat st;
@@ -368,6 +392,7 @@ int wgkey_load_or_create(const char *path, uint8_t key[WG_KEY_LEN])
 		log_err("wgkey: cannot create key folder '%s': %s", dir, strerror(-ret));
 		return ret;
 	}
+	wgkey_tighten_dir(dir);
 	ret = wgkey_check_dir(dir);
 	if (ret < 0)
 		return ret;

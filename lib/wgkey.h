@@ -13,7 +13,10 @@ void wgkey_to_base64(const uint8_t key[WG_KEY_LEN], char out[WG_KEY_B64_LEN]);
 int wgkey_from_base64(const char *b64, uint8_t key[WG_KEY_LEN]);
 void wgkey_to_hex(const uint8_t key[WG_KEY_LEN], char out[2 * WG_KEY_LEN + 1]);
 int wgkey_from_hex(const char *hex, uint8_t key[WG_KEY_LEN]);
-/* Reads the key file, creating it (0600, folder 0700) on first use; refuses a readable-by-others file. */
+/*
+ * Reads the key file, creating it (0600, folder 0700) on first use; refuses a file open
+ * to others. A folder of ours open to others is tightened to 0700 (logged).
+ */
 int wgkey_load_or_create(const char *path, uint8_t key[WG_KEY_LEN]);
 
 #endif

@@ -266,23 +266,62 @@ Test(wgkey, refuses_open_file_and_names_path_and_mode)
 	free(dir);
 }
 
-Test(wgkey, refuses_open_folder)
+/* kubelet's hostPath DirectoryOrCreate and mkdir -p make the state folder 0755 */
+Test(wgkey, tightens_an_open_folder_of_ours)
 {
 	char *dir = make_tmpdir(), *path = path_in(dir, "private.key");
 	uint8_t key[WG_KEY_LEN];
+	struct stat st;
 	char msg[512];
 	char *logs;
 
 	cr_assert_eq(chmod(dir, 0755), 0);
 	log_capture();
+	cr_assert_eq(wgkey_load_or_create(path, key), 0);
+	logs = log_captured();
+	snprintf(msg, sizeof(msg), "key folder '%s' had mode 0755: tightened to 0700", dir);
+	cr_assert_not_null(strstr(logs, msg), "log was: %s", logs);
+	cr_assert_eq(stat(dir, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0700);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0600);
+	rm_rf(dir);
+	free(path);
+	free(dir);
+}
+
+/* Not ours, or reached through a symlink: refused as it is, never chmod'ed. */
+Test(wgkey, refuses_open_folder_it_may_not_tighten)
+{
+	char *base = make_tmpdir(), *dir = path_in(base, "real"), *link = path_in(base, "link");
+	char *via_link = path_in(link, "private.key"), *path = path_in(dir, "private.key");
+	uint8_t key[WG_KEY_LEN];
+	struct stat st;
+	char msg[512];
+	char *logs;
+
+	cr_assert_eq(chmod(base, 0700), 0);
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	cr_assert_eq(chmod(dir, 0755), 0);
+	cr_assert_eq(symlink("real", link), 0);
+	log_capture();
+	cr_assert_eq(wgkey_load_or_create(via_link, key), -EPERM);
+	cr_assert_eq(stat(dir, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0755, "tightened through a symlink");
+	cr_assert_eq(chown(dir, 65534, 65534), 0);
 	cr_assert_eq(wgkey_load_or_create(path, key), -EPERM);
+	cr_assert_eq(stat(dir, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0755, "tightened a folder of another user");
 	logs = log_captured();
 	snprintf(msg, sizeof(msg), "key folder '%s' has mode 0755", dir);
 	cr_assert_not_null(strstr(logs, msg), "log was: %s", logs);
 	cr_assert_eq(access(path, F_OK), -1, "a key was written into an open folder");
-	rm_rf(dir);
+	rm_rf(base);
 	free(path);
+	free(via_link);
+	free(link);
 	free(dir);
+	free(base);
 }
 
 Test(wgkey, refuses_garbage_and_symlink)
