@@ -26,7 +26,7 @@ check(set(docs) == {("ServiceAccount", "twill"), ("ClusterRole", "twill"),
                     ("DaemonSet", "twill-cleanup")}, "objects: %s" % sorted(docs))
 rules = docs[("ClusterRole", "twill")]["rules"]
 check(rules == [{"apiGroups": [""], "resources": ["nodes"],
-                 "verbs": ["get", "list", "watch", "patch"]}], "least RBAC: nodes get/list/watch/patch")
+                 "verbs": ["list", "watch", "patch"]}], "least RBAC: nodes list/watch/patch")
 crb = docs[("ClusterRoleBinding", "twill")]
 check(crb["subjects"] == [{"kind": "ServiceAccount", "name": "twill", "namespace": "kube-system"}]
       and crb["roleRef"]["name"] == "twill", "binding ties the ServiceAccount to the role")

@@ -63,5 +63,13 @@ check(0.05 <= reqs[4]["time"] - reqs[3]["time"] < 1.0, "retried after a back-off
 check(json.loads(reqs[4]["body"]) == {"metadata": {"annotations": {"twill.dev/public-key": KEYS["a"]}}}, "the public key, nothing else")
 check([names(d) for d in docs] == [["kb-node-b"], ["kb-node-a", "kb-node-b"], ["kb-node-a", "kb-node-b"]], "NodeLists")
 check(docs[2]["items"][0]["metadata"]["annotations"]["twill.dev/public-key"] == KEYS["a"], "our key seen back, no further PATCH")
+# everything the agent asks of the API server, as RBAC verbs: what twill-rbac.yaml grants
+def verb(r):
+    one = r["path"].startswith("/api/v1/nodes/")
+    if r["method"] == "GET":
+        return "get" if one else ("watch" if r["query"].get("watch") else "list")
+    return r["method"].lower() if one else r["method"].lower() + " (collection)"
+verbs = sorted(set(verb(r) for r in reqs))
+check(verbs == ["list", "patch", "watch"], "RBAC verbs used: %s (twill-rbac.yaml grants list, watch, patch)" % verbs)
 '
 echo "kube-publish: PASS"
