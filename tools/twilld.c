@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* twilld: the Twill node agent. Parses flags, then hands over to lib/agent. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -29,13 +30,15 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: twilld --topology FILE | --kube | --kubeconfig FILE [options]   run the node agent\n"
 "       twilld --show-public-key [--state-dir DIR]\n"
+"       twilld --show-node-name [--node NAME]   the node name the agent would use\n"
 "       twilld cleanup [options]               remove what the agent made (not the key)\n"
 "\n"
 "  --topology FILE         NodeList or Node JSON (kubectl get nodes -o json), watched\n"
 "  --kube                  watch Nodes on the API server (in-cluster service account)\n"
 "  --kubeconfig FILE       watch Nodes on the API server named by a kubeconfig\n"
 "                          (both publish this node's twill.dev/public-key)\n"
-"  --node NAME             this node (default: $NODE_NAME, else the hostname)\n"
+"  --node NAME             this node (default: $NODE_NAME, else the hostname lowercased\n"
+"                          and trimmed, as kubelet names its Node)\n"
 "  --state-dir DIR         key, node state, IPAM (default " TWILL_DEFAULT_STATE_DIR ")\n"
 "  --cni-conf-dir DIR      where 10-twill.conflist goes (default " TWILL_DEFAULT_CNI_CONF_DIR ")\n"
 "  --bpf-pin-dir DIR       BPF pins (default " TWILL_DEFAULT_BPF_PIN_DIR ")\n"
@@ -71,11 +74,53 @@ static const char *absolute(const char *path)
 	return out;
 }
 
+/*
+ * --node, else $NODE_NAME (the downward API's spec.nodeName, taken as is), else the
+ * hostname as kubelet turns it into the Node's name without --hostname-override:
+ * white space trimmed, lowercased, the domain kept.
+ */
+static int node_name(const char *node, char *out, size_t size)
+{
+	char host[HOST_NAME_MAX + 1] = "";
+	size_t start = 0, end;
+
+	if (!node || !*node)
+		node = getenv("NODE_NAME");
+	if (node && *node) {
+		if (strlen(node) >= size) {
+			fprintf(stderr, "twilld: node name '%.32s...' is too long\n", node);
+			return -ENAMETOOLONG;
+		}
+		strcpy(out, node);
+		return 0;
+	}
+	if (gethostname(host, sizeof(host) - 1) < 0) {
+		int err = errno;
+
+		fprintf(stderr, "twilld: no --node, no NODE_NAME and no hostname: %s\n", strerror(err));
+		return -err;
+	}
+	end = strlen(host);
+	while (start < end && isspace((unsigned char)host[start]))
+		start++;
+	while (end > start && isspace((unsigned char)host[end - 1]))
+		end--;
+	if (end == start || end - start >= size) {
+		fprintf(stderr, "twilld: hostname '%s' is empty or too long for a node name: "
+			"give --node or NODE_NAME\n", host);
+		return -EINVAL;
+	}
+	for (size_t i = start; i < end; i++)
+		out[i - start] = (char)tolower((unsigned char)host[i]);
+	out[end - start] = '\0';
+	return 0;
+}
+
 enum {
 	OPT_TOPOLOGY = 256, OPT_NODE, OPT_STATE_DIR, OPT_CNI_CONF_DIR, OPT_BPF_PIN_DIR,
 	OPT_WG_DEVICE, OPT_WG_BACKEND, OPT_LISTEN_PORT, OPT_KEEPALIVE, OPT_CLUSTER_CIDR,
 	OPT_NO_BPF, OPT_STRICT, OPT_NO_STRICT, OPT_METRICS, OPT_RESYNC, OPT_ONCE, OPT_LOG_LEVEL,
-	OPT_LOG_FILE, OPT_SHOW_KEY, OPT_VERSION, OPT_KUBE, OPT_KUBECONFIG,
+	OPT_LOG_FILE, OPT_SHOW_KEY, OPT_VERSION, OPT_KUBE, OPT_KUBECONFIG, OPT_SHOW_NODE,
 };
 
 static const struct option options[] = {
@@ -100,6 +145,7 @@ static const struct option options[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "log-file", required_argument, NULL, OPT_LOG_FILE },
 	{ "show-public-key", no_argument, NULL, OPT_SHOW_KEY },
+	{ "show-node-name", no_argument, NULL, OPT_SHOW_NODE },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -119,7 +165,7 @@ int main(int argc, char **argv)
 		.keepalive = DEFAULT_KEEPALIVE_SEC,
 	};
 	const char *node = NULL, *cluster = NULL, *log_file = NULL;
-	bool once = false, show_key = false, cleanup = false;
+	bool once = false, show_key = false, show_node = false, cleanup = false;
 	enum log_level level = TWILL_LOG_INFO;
 	struct agent_stats st;
 	struct agent *a = NULL;
@@ -192,6 +238,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_LOG_FILE: log_file = optarg; break;
 		case OPT_SHOW_KEY: show_key = true; break;
+		case OPT_SHOW_NODE: show_node = true; break;
 		case OPT_VERSION: printf("twilld %s\n", TWILL_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -236,22 +283,16 @@ int main(int argc, char **argv)
 	}
 	if (cleanup)
 		return agent_cleanup(&cfg) < 0 ? 1 : 0;
+	if (node_name(node, cfg.node_name, sizeof(cfg.node_name)) < 0)
+		return 2;
+	if (show_node) {
+		printf("%s\n", cfg.node_name);
+		return 0;
+	}
 
 	if (!!cfg.topology_path + cfg.kube_in_cluster + !!cfg.kubeconfig != 1) {
 		fprintf(stderr, "twilld: give exactly one of --topology FILE, --kube, --kubeconfig FILE\n");
 		usage(stderr);
-		return 2;
-	}
-	if (!node || !*node)
-		node = getenv("NODE_NAME");
-	if (node && *node) {
-		if (strlen(node) >= sizeof(cfg.node_name)) {
-			fprintf(stderr, "twilld: node name '%.32s...' is too long\n", node);
-			return 2;
-		}
-		strcpy(cfg.node_name, node);
-	} else if (gethostname(cfg.node_name, sizeof(cfg.node_name) - 1) < 0) {
-		fprintf(stderr, "twilld: no --node, no NODE_NAME and no hostname\n");
 		return 2;
 	}
 	if (!cluster) {
