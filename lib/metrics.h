@@ -14,7 +14,10 @@ struct metrics;
 int metrics_open(const char *addr, struct metrics **out);
 void metrics_close(struct metrics *m);
 int metrics_fd(const struct metrics *m);
-/* Accepts one connection and answers it with render()'s text (malloc'ed, freed here). */
+/*
+ * Accepts one connection and answers it with render()'s text (malloc'ed, freed here),
+ * all within one deadline of 2 s: -ETIMEDOUT for a client too slow to send or read.
+ */
 int metrics_serve(struct metrics *m, int (*render)(void *arg, char **text, size_t *len),
 		  void *arg);
 

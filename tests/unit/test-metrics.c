@@ -3,10 +3,12 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -81,5 +83,71 @@ Test(metrics, rejects_bad_addresses)
 	int r = metrics_open("[::1]:0", &m);
 
 	cr_assert(r == 0 || r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT, "r = %d", r);
+	metrics_close(m);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static volatile int dribble_stop;
+
+/* One byte of a request head that never ends, every 100 ms: each recv() finds data. */
+static void *dribble(void *arg)
+{
+	int fd = *(int *)arg;
+
+	while (!dribble_stop && send(fd, "X", 1, MSG_NOSIGNAL) == 1)
+		usleep(100 * 1000);
+	return NULL;
+}
+
+Test(metrics, a_dribbling_client_gets_one_deadline_not_one_per_read)
+{
+	struct metrics *m = NULL;
+	pthread_t t;
+	double t0, took;
+	int fd;
+
+	log_set_stderr(0);
+	cr_assert_eq(metrics_open("127.0.0.1:0", &m), 0);
+	fd = client(m, "GET /metrics HTTP/1.1\r\n");
+	dribble_stop = 0;
+	cr_assert_eq(pthread_create(&t, NULL, dribble, &fd), 0);
+	t0 = now_s();
+	metrics_serve(m, render, (void *)"x 1\n");
+	took = now_s() - t0;
+	dribble_stop = 1;
+	pthread_join(t, NULL);
+	close(fd);
+	/* a timeout per read would let these bytes hold the agent for 400 s */
+	cr_assert_lt(took, 3.0, "metrics_serve held by a dribbling client for %.1f s", took);
+	metrics_close(m);
+}
+
+Test(metrics, a_client_that_never_reads_is_dropped_at_the_deadline)
+{
+	struct metrics *m = NULL;
+	size_t big = 64u << 20;
+	char *body = malloc(big + 1);
+	int fd, small = 4096;
+	double t0, took;
+
+	log_set_stderr(0);
+	memset(body, 'x', big);
+	body[big] = '\0';
+	cr_assert_eq(metrics_open("127.0.0.1:0", &m), 0);
+	fd = client(m, "GET /metrics HTTP/1.1\r\n\r\n");
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	t0 = now_s();
+	cr_assert_eq(metrics_serve(m, render, body), -ETIMEDOUT);
+	took = now_s() - t0;
+	cr_assert_lt(took, 3.0, "metrics_serve held by a client that does not read for %.1f s", took);
+	close(fd);
+	free(body);
 	metrics_close(m);
 }
