@@ -31,7 +31,11 @@ struct twill_route_value {
 	__u32 ifindex;    /* host order: the WireGuard device */
 	__u32 node_addr;  /* network order: the peer endpoint address (for trace output) */
 	__u32 flags;      /* TWILL_ROUTE_F_* */
-	__u32 pad;
+	/*
+	 * host order: unix time (seconds) this CIDR was first routed, i.e. its peer was
+	 * configured; 0 unknown. Stamped by lib/datapath.c, never read by the programs.
+	 */
+	__u32 since;
 };
 
 #define TWILL_ROUTE_F_PRIVATE (1u << 0) /* peer reached over the private network */

@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -738,6 +739,7 @@ static __u32 prefix_mask(__u32 prefixlen)
 int datapath_route_set(struct datapath *dp, const struct twill_route_key *key,
 		       const struct twill_route_value *value)
 {
+	struct twill_route_value v, old;
 	struct twill_route_key k;
 
 	if (!key || key->prefixlen > 32) {
@@ -748,9 +750,29 @@ int datapath_route_set(struct datapath *dp, const struct twill_route_key *key,
 		log_err("route has no device (ifindex 0)");
 		return -EINVAL;
 	}
+	if (!dp || !value)
+		return -EINVAL;
 	k.prefixlen = key->prefixlen;
 	k.addr = key->addr & prefix_mask(key->prefixlen);
-	return map_update(dp, DP_MAP_ROUTES, &k, value);
+	/*
+	 * since says how long this CIDR's peer has been configured (twillctl waits that
+	 * long before calling a peer that never shook hands stale). A new key gets now; an
+	 * update of an existing one (a new endpoint) keeps its time.
+	 */
+	v = *value;
+	v.since = (__u32)time(NULL);
+	if (bpf_map_update_elem(dp->map_fd[DP_MAP_ROUTES], &k, &v, BPF_NOEXIST) == 0)
+		return 0;
+	if (errno != EEXIST) {
+		int err = -errno;
+
+		log_err("cannot update BPF map '%s': %s", map_names[DP_MAP_ROUTES], strerror(errno));
+		return err;
+	}
+	/* the exact key exists, so the longest prefix match for it is that entry */
+	if (map_lookup(dp, DP_MAP_ROUTES, &k, &old) == 0 && old.since)
+		v.since = old.since;
+	return map_update(dp, DP_MAP_ROUTES, &k, &v);
 }
 
 int datapath_route_delete(struct datapath *dp, const struct twill_route_key *key)

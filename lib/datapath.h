@@ -32,6 +32,7 @@ int datapath_query_attached(int ifindex, bool egress, char *prog_name, size_t le
 int datapath_config_set(struct datapath *dp, const struct twill_config *cfg);
 int datapath_config_get(struct datapath *dp, struct twill_config *cfg);
 
+/* value->since is not taken: a new key is stamped now, an existing one keeps its time. */
 int datapath_route_set(struct datapath *dp, const struct twill_route_key *key,
 		       const struct twill_route_value *value);
 int datapath_route_delete(struct datapath *dp, const struct twill_route_key *key);

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -652,6 +653,34 @@ Test(datapath, map_accessors_validate_and_list)
 	free(evalues);
 	cr_assert_str_eq(datapath_reason_name(TWILL_R_DROP_ESCAPED), "drop_escaped");
 	cr_assert_str_eq(datapath_reason_name(TWILL_R_MAX), "unknown");
+}
+
+Test(datapath, route_set_stamps_when_a_cidr_was_first_routed)
+{
+	struct twill_route_key rk = { .prefixlen = 24, .addr = addr("10.244.8.0") };
+	struct twill_route_value rv = { .ifindex = WG_IFINDEX, .node_addr = addr("192.0.2.8"),
+					.since = 12345 };
+	struct twill_route_value got;
+	__u32 first;
+	time_t t0 = time(NULL);
+
+	cr_assert_eq(datapath_route_set(dp, &rk, &rv), 0);
+	cr_assert_eq(datapath_route_lookup(dp, addr("10.244.8.1"), NULL, &got), 0);
+	cr_assert_geq(got.since, (__u32)t0, "since %u is not the time it was set", got.since);
+	cr_assert_leq(got.since, (__u32)time(NULL));
+	first = got.since;
+	/* a new endpoint for the same CIDR: the peer is not new, its time stays */
+	sleep(1);
+	rv.node_addr = addr("192.0.2.9");
+	cr_assert_eq(datapath_route_set(dp, &rk, &rv), 0);
+	cr_assert_eq(datapath_route_lookup(dp, addr("10.244.8.1"), NULL, &got), 0);
+	cr_assert_eq(got.node_addr, addr("192.0.2.9"));
+	cr_assert_eq(got.since, first, "an update restarted the clock");
+	/* removed and routed again: a new peer */
+	cr_assert_eq(datapath_route_delete(dp, &rk), 0);
+	cr_assert_eq(datapath_route_set(dp, &rk, &rv), 0);
+	cr_assert_eq(datapath_route_lookup(dp, addr("10.244.8.1"), NULL, &got), 0);
+	cr_assert_gt(got.since, first);
 }
 
 /* In a private network namespace, so only our own loopback is touched. */
