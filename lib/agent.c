@@ -59,6 +59,7 @@ struct agent {
 	bool prev_saved;               /* peers.json holds prev */
 	bool boot_checked;             /* allocations older than this boot were released */
 	unsigned int mtu;
+	int mtu_lookup_error;          /* logged once until it changes */
 	uint64_t reconciles, errors, recoveries;
 	unsigned int lost_ticks;       /* health checks that found the device missing */
 	char last_recovery[256];
@@ -660,6 +661,11 @@ static int converge(struct agent *a, struct topology *topo, struct agent_stats *
 		set_error(a, "cannot look up the underlay routes: %s", strerror(-ret));
 		goto cleanup;
 	}
+	if (underlay.lookup_error && underlay.lookup_error != a->mtu_lookup_error)
+		log_warn("agent: route lookup for endpoint %s failed (%s): %zu endpoint(s) left out "
+			 "of the MTU, as unreachable", underlay.lookup_error_endpoint,
+			 strerror(-underlay.lookup_error), underlay.n_unreachable);
+	a->mtu_lookup_error = underlay.lookup_error;
 	if (underlay.underlay_mtu || !a->mtu)
 		a->mtu = underlay.wg_mtu;
 	st->mtu = a->mtu;

@@ -192,20 +192,28 @@ int mtu_for_endpoints(const union wg_endpoint *eps, size_t n, struct mtu_result 
 		if (!eps[i].addr.sa_family)
 			continue;
 		ret = route_get(nl, ++seq, &eps[i], &r);
-		if (ret == -ENETUNREACH || ret == -EHOSTUNREACH) {
+		if (ret < 0) {
+			/*
+			 * Unreachable, but also a prohibit or blackhole route (EACCES, EINVAL) or
+			 * an IPv6 endpoint where IPv6 is off (EAFNOSUPPORT): no path to measure.
+			 * One such endpoint must not stop the node's reconcile.
+			 */
 			char buf[INET6_ADDRSTRLEN] = "?";
 
 			inet_ntop(eps[i].addr.sa_family,
 				  eps[i].addr.sa_family == AF_INET ? (const void *)&eps[i].addr4.sin_addr
 								   : (const void *)&eps[i].addr6.sin6_addr,
 				  buf, sizeof(buf));
-			log_debug("mtu: no route to endpoint %s", buf);
+			log_debug("mtu: no route to endpoint %s: %s", buf, strerror(-ret));
+			if (ret != -ENETUNREACH && ret != -EHOSTUNREACH && !res.lookup_error) {
+				res.lookup_error = ret;
+				snprintf(res.lookup_error_endpoint, sizeof(res.lookup_error_endpoint),
+					 "%s", buf);
+			}
 			res.n_unreachable++;
 			ret = 0;
 			continue;
 		}
-		if (ret < 0)
-			goto cleanup;
 		if (eps[i].addr.sa_family == AF_INET6)
 			res.any_ipv6 = true;
 		for (k = 0; k < res.n_ifindexes; k++)

@@ -27,10 +27,16 @@ struct mtu_result {
 	bool any_ipv6;
 	int *ifindexes;              /* distinct output links, malloc'ed */
 	size_t n_ifindexes;
-	size_t n_unreachable;        /* endpoints with no route */
+	size_t n_unreachable;        /* endpoints with no route, or whose lookup failed */
+	int lookup_error;            /* the first failure other than "unreachable", -errno */
+	char lookup_error_endpoint[INET6_ADDRSTRLEN];
 };
 
-/* Looks every endpoint up (one netlink socket); wg_mtu falls back to MTU_FALLBACK. */
+/*
+ * Looks every endpoint up (one netlink socket); wg_mtu falls back to MTU_FALLBACK. An
+ * endpoint whose lookup fails counts as unreachable; only a failure of the socket or of
+ * a link's MTU read is returned.
+ */
 int mtu_for_endpoints(const union wg_endpoint *eps, size_t n, struct mtu_result *out);
 void mtu_result_clear(struct mtu_result *r);
 
