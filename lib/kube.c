@@ -1158,6 +1158,7 @@ static void *watch_main(void *arg)
 				continue;
 			}
 			need_list = false;
+			failures = 0;   /* the back-off is for a server that keeps failing */
 		}
 		ret = watch_stream(w);
 		switch (ret) {

@@ -52,6 +52,10 @@ docs = read_docs(T + "/docs.jsonl")
 check(names(docs[0]) == ["kb-node-a"] and names(docs[1]) == [], "topology after the errors, then the DELETED")
 kinds = [("watch@" + r["query"]["resourceVersion"]) if r["query"].get("watch") else "list" for r in read_requests(T + "/requests.jsonl")]
 check(kinds == ["list", "list", "list", "watch@100", "watch@100", "watch@100"], "list retried, watch resumed at 100: %s" % kinds)
+# two failed lists must not carry over: the 500 on the watch waits the first step again
+# (100 ms +-20%), not the fourth (400 ms)
+w = [r["time"] for r in read_requests(T + "/requests.jsonl") if r["query"].get("watch")]
+check(w[1] - w[0] < 0.3, "back-off starts again after a good list: watch retried %.2f s after its 500" % (w[1] - w[0]))
 '
 
 echo "== in-cluster: service account files, token re-read on every request"
