@@ -20,10 +20,11 @@ DEV=agk$$-wg
 
 if [ -z "${AGK_INSIDE:-}" ]; then
 	[ "$(id -u)" -eq 0 ] || skip "needs root (a network namespace, a WireGuard device)"
+	# CI installs every tool (scripts/install-deps) and builds everything: missing fails
 	for t in ip nsenter wg wireguard-go python3 openssl; do
-		command -v "$t" > /dev/null || skip "$t is not installed"
+		command -v "$t" > /dev/null || { echo "FAIL: $t is not installed (scripts/install-deps)"; exit 1; }
 	done
-	[ -x "$TWILLD" ] || skip "twilld is not built"
+	[ -x "$TWILLD" ] || { echo "FAIL: twilld is not built"; exit 1; }
 	[ -e /dev/net/tun ] || skip "no /dev/net/tun for wireguard-go"
 	((${#DEV} <= 15)) || DEV=agk-wg$((RANDOM % 10000))
 	outer_cleanup() {

@@ -35,12 +35,13 @@ fail() {
 }
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)"
-for t in ip nsenter jq wg wireguard-go tcpdump ping; do
-	command -v "$t" > /dev/null || skip "$t is not installed"
+# CI installs every tool (scripts/install-deps) and builds everything: missing is a failure
+for t in ip nsenter jq wg wireguard-go tcpdump ping curl; do
+	command -v "$t" > /dev/null || fail "$t is not installed (scripts/install-deps installs it)"
 done
-[ -x "$LAB_BIN" ] || skip "tools/twill-lab is not in this tree"
-[ -x "$BUILD/tools/twilld" ] || skip "twilld is not built ($BUILD/tools/twilld)"
-[ -x "$BUILD/cni/twill" ] || skip "the CNI plugin is not built ($BUILD/cni/twill)"
+[ -x "$LAB_BIN" ] || fail "tools/twill-lab is not in this tree"
+[ -x "$BUILD/tools/twilld" ] || fail "twilld is not built ($BUILD/tools/twilld)"
+[ -x "$BUILD/cni/twill" ] || fail "the CNI plugin is not built ($BUILD/cni/twill)"
 [ -e /dev/net/tun ] || skip "no /dev/net/tun for wireguard-go"
 
 WORK=$(mktemp -d /tmp/agrc.XXXXXX)

@@ -24,11 +24,13 @@ fail() { echo "FAIL: $*"; [ -z "${LABDIR:-}" ] || tail -n 15 "$LABDIR/n1/twilld.
 say() { echo "== $*"; }
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces, bpf)"
+# CI installs every tool (scripts/install-deps) and builds everything: missing is a failure
 for t in ip nsenter jq wg wireguard-go ping timeout setsid python3; do
-  command -v "$t" > /dev/null || skip "$t is not installed"
+  command -v "$t" > /dev/null || fail "$t is not installed (scripts/install-deps installs it)"
 done
-[ -x "$BUILD/tools/twilld" ] || skip "twilld is not built"
-[ -x "$BUILD/tools/twillctl" ] || skip "twillctl is not built"
+[ -x "$BUILD/tools/twilld" ] || fail "twilld is not built"
+[ -x "$BUILD/tools/twillctl" ] || fail "twillctl is not built"
+[ -x "$BUILD/cni/twill" ] || fail "the CNI plugin is not built"
 [ -e /dev/net/tun ] || skip "no /dev/net/tun for wireguard-go"
 
 WORK=$(mktemp -d /tmp/fl-agent.XXXXXX)

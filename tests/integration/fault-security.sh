@@ -10,13 +10,23 @@
 #   - container ids and interface names follow the CNI spec: the edge cases the spec
 #     allows are accepted, the ones it forbids are refused with code 4.
 set -euo pipefail
+# CI installs every tool (scripts/install-deps) and builds everything: a missing one there
+# is a regression, not a reason to skip
+if [ "$(id -u)" -eq 0 ]; then
+  [ -x "${TWILL_BUILD_DIR:?}/cni/twill" ] || { echo "FAIL: the CNI plugin is not built"; exit 1; }
+  for c in ip nsenter jq python3 timeout; do
+    command -v "$c" >/dev/null || { echo "FAIL: $c is missing (scripts/install-deps installs it)"; exit 1; }
+  done
+fi
 FL_TEST=sec
 . "$(dirname "$0")/fault-lib.sh"
 TWILLD=$TWILL_BUILD_DIR/tools/twilld
 TWILLCTL=$TWILL_BUILD_DIR/tools/twillctl
-for c in wg wireguard-go curl xxd; do command -v "$c" >/dev/null || fl_skip "$c missing"; done
-[ -x "$TWILLD" ] || fl_skip "twilld not built"
-[ -x "$TWILLCTL" ] || fl_skip "twillctl not built"
+for c in wg wireguard-go curl xxd; do
+  command -v "$c" >/dev/null || fl_fail "$c is missing (scripts/install-deps installs it)"
+done
+[ -x "$TWILLD" ] || fl_fail "twilld is not built"
+[ -x "$TWILLCTL" ] || fl_fail "twillctl is not built"
 [ -e /dev/net/tun ] || fl_skip "no /dev/net/tun for wireguard-go"
 
 NODE=$FL_HOST                       # the node's namespace (the plugin's host side too)

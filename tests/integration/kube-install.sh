@@ -5,7 +5,7 @@
 # pointing at the installed twilld, the manifests and the guide under datadir.
 set -euo pipefail
 build=${TWILL_BUILD_DIR:?}
-command -v meson >/dev/null || { echo "SKIP: meson is missing"; exit 77; }
+command -v meson >/dev/null || { echo "FAIL: meson is missing (scripts/install-deps)"; exit 1; }
 dest=$(mktemp -d /tmp/kb-install.XXXXXX)
 trap 'rm -rf "$dest"' EXIT
 
@@ -29,9 +29,11 @@ need "$datadir/doc/twill/deploy.md"
 grep -qx "ExecStart=$bindir/twilld \$TWILLD_OPTS" "$dest$unitdir/twilld.service" \
   || { echo "FAIL: the unit does not start $bindir/twilld"; exit 1; }
 echo "ok: unit starts $bindir/twilld"
-# the front ends install into bindir once tools/meson.build builds them
+# every front end is built and installed into bindir: one missing is a regression
 for b in twilld twillctl twill-bench; do
-  if [ -e "$build/tools/$b" ]; then need "$bindir/$b"; else echo "note: tools/$b not built here"; fi
+  [ -x "$build/tools/$b" ] || { echo "FAIL: tools/$b is not built"; exit 1; }
+  need "$bindir/$b"
+  [ -x "$dest$bindir/$b" ] || { echo "FAIL: $bindir/$b is not executable"; exit 1; }
 done
 [ -z "$(find "$dest" -name 'kube-probe' -o -name 'test-*' -o -name 'wgctl-tool')" ] \
   || { echo "FAIL: a test program was installed"; exit 1; }

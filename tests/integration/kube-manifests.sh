@@ -6,7 +6,7 @@
 set -euo pipefail
 src=${TWILL_SOURCE_DIR:?}
 build=${TWILL_BUILD_DIR:?}
-python3 -c 'import yaml' 2>/dev/null || { echo "SKIP: python3-yaml is missing"; exit 77; }
+python3 -c 'import yaml' 2>/dev/null || { echo "FAIL: python3-yaml is missing (scripts/install-deps)"; exit 1; }
 
 python3 - "$src/deploy/kubernetes" <<'PY'
 import sys, yaml
@@ -62,14 +62,12 @@ for line in KillMode=process Restart=always After=network-online.target \
   grep -qx "$line" "$unit" || { echo "FAIL: $unit lacks $line"; exit 1; }
   echo "ok: unit has $line"
 done
-if command -v systemd-analyze >/dev/null; then
-  tmp=$(mktemp -d /tmp/kb-unit.XXXXXX)
-  trap 'rm -rf "$tmp"' EXIT
-  # the binary is not installed here: verify everything else
-  sed 's|^ExecStart=[^ ]*|ExecStart=/bin/true|' "$unit" >"$tmp/twilld.service"
-  systemd-analyze verify "$tmp/twilld.service"
-  echo "ok: systemd-analyze verify"
-else
-  echo "note: systemd-analyze missing, unit not verified"
-fi
+command -v systemd-analyze >/dev/null ||
+  { echo "FAIL: systemd-analyze is missing (package systemd, scripts/install-deps)"; exit 1; }
+tmp=$(mktemp -d /tmp/kb-unit.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+# the binary is not installed here: verify everything else
+sed 's|^ExecStart=[^ ]*|ExecStart=/bin/true|' "$unit" >"$tmp/twilld.service"
+systemd-analyze verify "$tmp/twilld.service"
+echo "ok: systemd-analyze verify"
 echo "kube-manifests: PASS"

@@ -6,9 +6,9 @@ KR_PROBE="${TWILL_BUILD_DIR:?}/tests/kube-replay/kube-probe"
 KR_PID=
 
 for tool in python3 openssl; do
-  command -v "$tool" >/dev/null || { echo "SKIP: $tool is missing"; exit 77; }
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing (scripts/install-deps)"; exit 1; }
 done
-[ -x "$KR_PROBE" ] || { echo "SKIP: $KR_PROBE was not built"; exit 77; }
+[ -x "$KR_PROBE" ] || { echo "FAIL: $KR_PROBE was not built"; exit 1; }
 
 KR_TMP=$(mktemp -d /tmp/kb-kube.XXXXXX)
 kr_cleanup() {
