@@ -87,6 +87,28 @@ cn_conf 1.1.0 | cn_run DEL chk-$$ "$pod" eth0 || cn_fail "DEL without netns fail
 grep -q "chk-$$" "$CN_STATE"/ipam/"$CN_NET"/* 2>/dev/null && cn_fail "address not released after netns deletion"
 out=$(cn_conf 1.1.0 | cn_run DEL never-added-$$ "" eth0) || cn_fail "DEL of an unknown container failed: $out"
 
+cn_log "a stopped process holding the IPAM lock: ADD gives up with code 11, naming the lock"
+lock="$CN_STATE/ipam/$CN_NET/lock"
+python3 -c 'import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); time.sleep(300)' "$lock" &
+holder=$!
+CN_EXTRA_CLEANUP='kill -KILL "$holder" 2>/dev/null || true'
+for _ in $(seq 1 100); do flock -n "$lock" true || break; sleep 0.05; done
+flock -n "$lock" true && cn_fail "the lock holder did not take the lock"
+kill -STOP "$holder"
+cn_pod_add 33
+t0=$(date +%s%N)
+err=$(cn_conf 1.1.0 | cn_run ADD "lock-$$" "$(cn_pod 33)" eth0) && cn_fail "ADD passed while the lock was held"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "$err" | jq -e --arg lock "$lock" '.code == 11 and (.msg | contains($lock))' >/dev/null \
+  || cn_fail "ADD with the lock held: $err"
+[ "$ms" -ge 9000 ] && [ "$ms" -lt 60000 ] || cn_fail "ADD gave up after $ms ms, not about 10 s"
+echo "   gave up after $ms ms: $(echo "$err" | jq -r .msg)"
+[ -z "$(ip -n "$(cn_pod 33)" -o link show | grep -v ' lo:')" ] || cn_fail "ADD that gave up left an interface"
+kill -KILL "$holder"; wait "$holder" 2>/dev/null || true
+out=$(cn_conf 1.1.0 | cn_run ADD "lock-$$" "$(cn_pod 33)" eth0) || cn_fail "ADD after the holder died failed: $out"
+cn_conf 1.1.0 | cn_run DEL "lock-$$" "$(cn_pod 33)" eth0 || cn_fail "DEL lock-$$ failed"
+
 cn_log "GC keeps valid attachments and removes the rest"
 for i in 11 12 13; do
   cn_pod_add $i
