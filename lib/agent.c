@@ -64,6 +64,9 @@ struct agent {
 	unsigned int lost_ticks;       /* health checks that found the device missing */
 	char last_recovery[256];
 	int64_t last_recovery_unix;
+	int64_t started_unix;
+	bool state_written;            /* node.json names this process */
+	bool clean_exit;
 	double last_ms;
 	int64_t last_ok_unix;
 	char last_error[512];
@@ -81,6 +84,8 @@ struct agent {
 };
 
 static volatile sig_atomic_t pending_term, pending_hup;
+
+static void write_node_state(struct agent *a, const struct topo_node *self);
 
 static double now_ms(void)
 {
@@ -133,6 +138,57 @@ static void load_applied_peers(struct agent *a)
 		 "topology did not change are left where WireGuard roamed)", a->n_prev);
 }
 
+/* When the process pid started, in unix seconds; -1 when it is gone (or a zombie). */
+static int64_t process_started(int pid)
+{
+	struct timespec real, since_boot;
+	unsigned long long ticks;
+	char path[64], buf[1024], *p, state;
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	ok = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	/* the command name may hold spaces and parentheses: fields start after the last ')' */
+	p = ok ? strrchr(buf, ')') : NULL;
+	if (!p || sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+			 "%*d %*d %*d %*d %llu", &state, &ticks) != 2 || state == 'Z' || state == 'X' ||
+	    clock_gettime(CLOCK_REALTIME, &real) < 0 || clock_gettime(CLOCK_BOOTTIME, &since_boot) < 0)
+		return -1;
+	return (int64_t)(real.tv_sec - since_boot.tv_sec) + (int64_t)(ticks / (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+/*
+ * node.json names the agent that wrote it and whether it exited cleanly (SIGTERM, the end
+ * of --once). A previous agent that is gone without saying so was killed (kill -9, the
+ * OOM killer, a crash, a power cut) possibly in the middle of a reconcile: say so where
+ * twillctl status looks. This start's reconcile repairs whatever it left half done.
+ */
+static void check_previous_exit(struct agent *a)
+{
+	struct nodestate ns;
+	int64_t started;
+
+	if (nodestate_read(a->cfg.state_dir, &ns) < 0 || ns.agent_pid <= 0 || ns.clean_exit)
+		return;
+	started = ns.agent_pid == getpid() ? -1 : process_started(ns.agent_pid);
+	if (started >= 0 && llabs(started - ns.agent_start_unix) <= 5) {
+		log_warn("agent: node state says agent pid %d still runs: two agents on one node "
+			 "fight over the same device", ns.agent_pid);
+		return;
+	}
+	a->recoveries++;
+	a->last_recovery_unix = time(NULL);
+	snprintf(a->last_recovery, sizeof(a->last_recovery),
+		 "previous agent (pid %d) ended without a clean exit; reconciled from scratch",
+		 ns.agent_pid);
+	log_warn("agent: %s", a->last_recovery);
+}
+
 static void save_applied_peers(struct agent *a)
 {
 	a->prev_saved = peerstate_write(a->cfg.state_dir, a->prev, a->n_prev) == 0;
@@ -166,6 +222,8 @@ int agent_new(const struct agent_config *cfg, struct agent **out)
 	wgkey_to_base64(a->public_key, b64);
 	log_info("agent: node '%s', public key %s", cfg->node_name, b64);
 	load_applied_peers(a);
+	a->started_unix = time(NULL);
+	check_previous_exit(a);
 	if (cfg->kube_in_cluster || cfg->kubeconfig) {
 		ret = cfg->kubeconfig ? kube_config_from_kubeconfig(cfg->kubeconfig, &a->kube)
 				      : kube_config_in_cluster(NULL, &a->kube);
@@ -194,6 +252,11 @@ void agent_free(struct agent *a)
 {
 	if (!a)
 		return;
+	if (a->state_written) {
+		/* the next agent must not take this exit for a crash */
+		a->clean_exit = true;
+		write_node_state(a, a->topo ? topology_find_any(a->topo, a->cfg.node_name) : NULL);
+	}
 	metrics_close(a->metrics);
 	kube_watch_stop(a->watch);
 	kube_config_free(a->kube);
@@ -509,7 +572,11 @@ static void write_node_state(struct agent *a, const struct topo_node *self)
 	snprintf(ns.last_error, sizeof(ns.last_error), "%s", a->last_error);
 	snprintf(ns.last_recovery, sizeof(ns.last_recovery), "%s", a->last_recovery);
 	ns.last_recovery_unix = a->last_recovery_unix;
-	nodestate_write(a->cfg.state_dir, &ns);
+	ns.agent_pid = (int)getpid();
+	ns.agent_start_unix = a->started_unix;
+	ns.clean_exit = a->clean_exit;
+	if (nodestate_write(a->cfg.state_dir, &ns) == 0)
+		a->state_written = true;
 }
 
 static bool allocated_this_boot_or_wired(const struct ipam_allocation *al, void *arg)

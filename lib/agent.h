@@ -49,6 +49,7 @@ struct agent;
 
 /* Loads or creates the key; touches no device yet. */
 int agent_new(const struct agent_config *cfg, struct agent **out);
+/* Records the clean exit in node.json (once this agent wrote it); the dataplane stays. */
 void agent_free(struct agent *a);
 /* One full reconcile; on a bad topology the last good state stays in force. */
 int agent_reconcile(struct agent *a, struct agent_stats *stats);

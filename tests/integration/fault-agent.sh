@@ -9,7 +9,8 @@
 #     `twillctl status` shows the error; the full document clears it.
 #  3. SIGKILL of the agent in the middle of a large reconcile (200 nodes added): the
 #     restarted agent converges exactly (peers, routes), and converges back when the
-#     nodes leave; the pods keep talking.
+#     nodes leave; the pods keep talking; `twillctl status` names the killed agent as
+#     its last recovery, and a clean restart (SIGTERM) afterwards reports none.
 set -euo pipefail
 
 SRC=${TWILL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -172,6 +173,9 @@ for attempt in 1 2 3 4 5; do
 done
 [ "$mid" = yes ] || fail "no kill landed in the middle of a reconcile in 5 attempts"
 echo "restarted agent converged: $(peers) peers, $(routes) routes"
+lab ctl n1 status > "$WORK/status3" 2>&1 || true
+grep "last recovery:.*previous agent (pid $pid) ended without a clean exit" "$WORK/status3" ||
+  { cat "$WORK/status3"; fail "twillctl status does not say that agent $pid was killed"; }
 pod_ping || fail "pods lost connectivity after the restart"
 cp "$WORK/topology.good" "$TOPO.tmp" && mv "$TOPO.tmp" "$TOPO"
 wait_for 20 sh -c "[ \"\$(nsenter --net=/var/run/netns/$P-n1 wg show $WG peers | wc -l)\" -eq 1 ] && [ \"\$(ip -n $P-n1 -4 route show dev $WG | grep -c /24)\" -eq 1 ]" > /dev/null ||
@@ -179,4 +183,10 @@ wait_for 20 sh -c "[ \"\$(nsenter --net=/var/run/netns/$P-n1 wg show $WG peers |
 [ "$(device_facts)" = "$before" ] || fail "n1 did not return to its first state: $(device_facts)"
 wait_for 10 pod_ping > /dev/null || fail "pods cannot talk at the end"
 echo "back to the 2-node state: $(device_facts); pods talk"
+# a clean stop (SIGTERM) is not taken for a crash by the next agent
+lab agent n1 restart > /dev/null || fail "the agent did not restart"
+lab ctl n1 status > "$WORK/status4" 2>&1 || true
+! grep -q "ended without a clean exit" "$WORK/status4" ||
+  { cat "$WORK/status4"; fail "a SIGTERM'd agent was reported as killed"; }
+echo "a clean restart reports no recovery"
 echo "PASS"

@@ -60,6 +60,9 @@ Test(nodestate, round_trip, .init = setup, .fini = teardown)
 	strcpy(in.last_error, "node 'x': bad \"key\"");
 	strcpy(in.last_recovery, "WireGuard device 'twill0' lost: re-created");
 	in.last_recovery_unix = 1763700001;
+	in.agent_pid = 4242;
+	in.agent_start_unix = 1763699999;
+	in.clean_exit = true;
 	cr_assert_eq(nodestate_write(dir, &in), 0);
 	memset(&out, 0xaa, sizeof(out));
 	cr_assert_eq(nodestate_read(dir, &out), 0);
@@ -79,6 +82,9 @@ Test(nodestate, round_trip, .init = setup, .fini = teardown)
 	cr_assert_str_eq(out.last_error, in.last_error);
 	cr_assert_str_eq(out.last_recovery, in.last_recovery);
 	cr_assert_eq(out.last_recovery_unix, 1763700001);
+	cr_assert_eq(out.agent_pid, 4242);
+	cr_assert_eq(out.agent_start_unix, 1763699999);
+	cr_assert(out.clean_exit);
 }
 
 /* Written by an agent from before lastRecovery existed: still read, nothing recovered. */
@@ -93,6 +99,7 @@ Test(nodestate, without_recovery_fields, .init = setup, .fini = teardown)
 	cr_assert_eq(nodestate_read(dir, &out), 0);
 	cr_assert_str_eq(out.last_recovery, "");
 	cr_assert_eq(out.last_recovery_unix, 0);
+	cr_assert_eq(out.agent_pid, 0, "no agent named: no claim about how it ended");
 }
 
 Test(nodestate, absent_is_enoent, .init = setup, .fini = teardown)
