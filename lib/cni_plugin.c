@@ -497,6 +497,7 @@ static int cmd_add(const struct cni_request *req, const struct cni_config *cfg,
 	snprintf(res.interfaces[0].name, IF_NAMESIZE, "%s", host_name);
 	memcpy(res.interfaces[0].mac, w.host.mac, 6);
 	res.interfaces[0].has_mac = true;
+	res.interfaces[0].mtu = np.mtu;
 	snprintf(res.interfaces[1].name, IF_NAMESIZE, "%s", req->ifname);
 	memcpy(res.interfaces[1].mac, w.pod.mac, 6);
 	res.interfaces[1].has_mac = true;

@@ -30,6 +30,9 @@ for v in 0.3.0 0.3.1 0.4.0 1.0.0 1.1.0; do
   [ "$(echo "$out" | cn_jq '.dns.nameservers[0]')" = 10.96.0.10 ] || cn_fail "dns: $out"
   if [ "$v" = 1.1.0 ]; then
     [ "$(echo "$out" | cn_jq '.interfaces[1].mtu')" = 1440 ] || cn_fail "1.1.0 mtu: $out"
+    [ "$(echo "$out" | cn_jq '.interfaces[0].mtu')" = 1440 ] || cn_fail "1.1.0 host mtu: $out"
+  else   # the field came with 1.1.0
+    echo "$out" | jq -e '.interfaces | all(has("mtu") | not)' >/dev/null || cn_fail "$v carries mtu: $out"
   fi
   hv=$(cn_hostveth "$id" eth0)
   [ "$(echo "$out" | cn_jq '.interfaces[0].name')" = "$hv" ] || cn_fail "host veth name: $out"
