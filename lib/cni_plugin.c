@@ -38,6 +38,8 @@ struct node_params {
 struct pod_wiring {
 	struct nl_link_info host;
 	struct nl_link_info pod;
+	/* setns back to the host failed: this process must not touch anything any more */
+	bool stuck_in_pod;
 };
 
 void cni_host_veth_name(const char *container_id, const char *ifname, char out[IF_NAMESIZE])
@@ -321,10 +323,9 @@ static int wire(const struct cni_request *req, const struct cni_config *cfg,
 						 .ifindex = w->pod.ifindex });
 	if (r < 0)
 		goto fail;
-	step = "leave CNI_NETNS";
 	r = netns_leave(&saved);
 	if (r < 0)
-		goto fail;
+		goto stuck;
 
 	step = "add the host route to the pod";
 	r = nl_route_replace(&(struct nl_route){ .dst = addr, .dst_len = 32,
@@ -342,14 +343,22 @@ static int wire(const struct cni_request *req, const struct cni_config *cfg,
 		goto fail;
 	return 0;
 fail:
-	if (netns_leave(&saved) < 0) {
-		/* a plugin stuck in the pod's namespace must not touch the host any more */
-		cni_error_set(err, CNI_ERR_INTERNAL, "cannot return to the host network namespace");
-		return -EIO;
-	}
+	if (netns_leave(&saved) < 0)
+		goto stuck;
 	cni_error_set(err, CNI_ERR_WIRING, "cannot %s for pod address %s (host veth '%s', %s): %s",
 		      step, ip_str(addr, s), host_name, req->ifname, strerror(-r));
 	return r;
+stuck:
+	/*
+	 * Still in the pod's namespace: deleting "the host veth" or releasing the address
+	 * from here would act on the wrong namespace and could hand the pod's address to
+	 * another pod. Leave both to the DEL the runtime sends after a failed ADD.
+	 */
+	w->stuck_in_pod = true;
+	cni_error_set(err, CNI_ERR_INTERNAL,
+		      "cannot return to the host network namespace after wiring pod address %s "
+		      "(host veth '%s'): left for DEL", ip_str(addr, s), host_name);
+	return -EIO;
 }
 
 static void unwire(const char *host_name)
@@ -444,7 +453,7 @@ static int cmd_add(const struct cni_request *req, const struct cni_config *cfg,
 {
 	struct cni_result res = { 0 };
 	struct node_params np;
-	struct pod_wiring w;
+	struct pod_wiring w = { 0 };
 	struct ipam *store = NULL;
 	struct in_addr addr;
 	char host_name[IF_NAMESIZE], s[INET_ADDRSTRLEN];
@@ -517,6 +526,11 @@ static int cmd_add(const struct cni_request *req, const struct cni_config *cfg,
 	log_info("ADD %s %s: %s/32 on host veth '%s'", req->container_id, req->ifname,
 		 ip_str(addr, s), host_name);
 cleanup:
+	if (w.stuck_in_pod) {
+		log_err("ADD %s %s: stuck in CNI_NETNS: the host veth and the address are left "
+			"for DEL", req->container_id, req->ifname);
+		allocated = created = false;
+	}
 	if (r < 0 && created)
 		unwire(host_name);
 	if (r < 0 && allocated && ipam_release(store, req->container_id, req->ifname, NULL) < 0)
