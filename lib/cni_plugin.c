@@ -542,44 +542,84 @@ cleanup:
 	return r;
 }
 
+/*
+ * The store DEL releases from: the one the config or node state names, else the store
+ * as it is. After the node's pod CIDR changed, or with no pod CIDR at hand at all, the
+ * old pods' addresses must still go back. Returns 0 (found), -ENOENT (nothing
+ * allocated) with *store open, or another error (err set) with *store NULL.
+ */
+static int del_lookup(const struct cni_request *req, const struct cni_config *cfg,
+		      struct ipam **store, struct in_addr *addr, struct cni_error *err)
+{
+	struct cni_error scratch;
+	struct node_params np;
+	int r;
+
+	*store = NULL;
+	if (resolve_node(cfg, &np, &scratch) < 0 && !np.pod_cidr[0])
+		log_info("DEL %s %s: %s: releasing from the store as it is", req->container_id,
+			 req->ifname, scratch.msg);
+	if (np.pod_cidr[0]) {
+		r = ipam_open(cfg->state_dir, cfg->name, np.pod_cidr, store);
+		if (r < 0)
+			return ipam_fail(err, cfg, "open", r);
+		r = ipam_find(*store, req->container_id, req->ifname, addr);
+		if (r != -EEXIST)
+			goto done;
+		log_warn("DEL %s %s: the IPAM store was made for another pod CIDR than %s: "
+			 "releasing from it as it is", req->container_id, req->ifname, np.pod_cidr);
+		ipam_close(*store);
+		*store = NULL;
+	}
+	r = ipam_open_existing(cfg->state_dir, cfg->name, store);
+	if (r == -ENOENT) {
+		log_info("DEL %s %s: network '%s' has no IPAM store", req->container_id,
+			 req->ifname, cfg->name);
+		return -ENOENT;
+	}
+	if (r < 0)
+		return ipam_fail(err, cfg, "open", r);
+	r = ipam_find(*store, req->container_id, req->ifname, addr);
+done:
+	if (r < 0 && r != -ENOENT) {
+		ipam_fail(err, cfg, "release the address", r);
+		ipam_close(*store);
+		*store = NULL;
+	}
+	return r;
+}
+
 static int cmd_del(const struct cni_request *req, const struct cni_config *cfg,
 		   struct cni_error *err)
 {
-	struct node_params np;
 	struct nl_link_info host = { .ifindex = 0 };
 	struct ipam *store = NULL;
 	struct in_addr addr = { 0 };
 	char host_name[IF_NAMESIZE], s[INET_ADDRSTRLEN];
-	bool have_store;
-	int r;
+	int r, found;
 
 	if ((r = check_container_id(req->container_id, err)) < 0 ||
 	    (r = check_ifname(req->ifname, err)) < 0)
 		return r;
 	cni_host_veth_name(req->container_id, req->ifname, host_name);
 
-	have_store = resolve_node(cfg, &np, err) == 0;
-	if (!have_store) {
-		log_warn("DEL %s %s: %s: no address store to release from", req->container_id,
-			 req->ifname, err->msg);
-		memset(err, 0, sizeof(*err));
-	} else {
-		r = open_store(cfg, &np, &store, err);
-		if (r < 0)
-			return r;
-		r = ipam_find(store, req->container_id, req->ifname, &addr);
-		if (r < 0 && r != -ENOENT) {
-			ipam_fail(err, cfg, "look up the address", r);
-			goto cleanup;
-		}
-	}
-	/* dataplane, then veth, then address: a released address is never still wired */
+	found = del_lookup(req, cfg, &store, &addr, err);
+	/*
+	 * The veth and the endpoint are named by (container id, ifname) and the veth: they
+	 * go whatever the store says, even when it cannot be read. Dataplane, then veth,
+	 * then address: a released address is never still wired.
+	 */
 	if (nl_link_get(host_name, &host) < 0)
 		host.ifindex = 0;
 	dataplane_forget(cfg, addr, host.ifindex);
 	unwire(host_name);
+	if (found < 0 && found != -ENOENT) {
+		/* a corrupt or unreadable store is never rewritten: report, having unwired */
+		r = found;
+		goto cleanup;
+	}
 	r = 0;
-	if (!have_store)
+	if (!store)
 		goto cleanup;
 	r = ipam_release(store, req->container_id, req->ifname, &addr);
 	if (r == -ENOENT) {

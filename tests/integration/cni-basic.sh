@@ -90,6 +90,34 @@ cn_conf 1.1.0 | cn_run DEL chk-$$ "$pod" eth0 || cn_fail "DEL without netns fail
 grep -q "chk-$$" "$CN_STATE"/ipam/"$CN_NET"/* 2>/dev/null && cn_fail "address not released after netns deletion"
 out=$(cn_conf 1.1.0 | cn_run DEL never-added-$$ "" eth0) || cn_fail "DEL of an unknown container failed: $out"
 
+cn_log "DEL releases with no pod CIDR at hand and after a pod CIDR change"
+net2="$CN_NET-del"
+store2="$CN_STATE/ipam/$net2/store.json"
+conf2() { cn_conf 1.1.0 | jq -c --arg n "$net2" '.name = $n'; }
+for i in 30 31 32; do
+  cn_pod_add $i
+  conf2 | cn_run ADD "del$i-$$" "$(cn_pod $i)" eth0 >/dev/null || cn_fail "ADD del$i failed"
+done
+# no podCIDR or mtu in the config and no node.json: the store's own pod CIDR
+conf2 | jq -c 'del(.podCIDR, .mtu)' | cn_run DEL "del30-$$" "$(cn_pod 30)" eth0 || cn_fail "DEL without podCIDR failed"
+ip -n "$CN_HOST" link show "$(cn_hostveth "del30-$$" eth0)" >/dev/null 2>&1 && cn_fail "DEL without podCIDR left the veth"
+grep -q "del30-$$" "$store2" && cn_fail "DEL without podCIDR left the allocation"
+# the node's pod CIDR changed since the pod was added
+conf2 | jq -c '.podCIDR = "10.255.254.0/24"' | cn_run DEL "del31-$$" "$(cn_pod 31)" eth0 \
+  || cn_fail "DEL after a pod CIDR change failed"
+ip -n "$CN_HOST" link show "$(cn_hostveth "del31-$$" eth0)" >/dev/null 2>&1 && cn_fail "DEL after a pod CIDR change left the veth"
+grep -q "del31-$$" "$store2" && cn_fail "DEL after a pod CIDR change left the allocation"
+
+cn_log "DEL with a corrupt store unwires the pod, then reports the store, untouched"
+printf '{"version": 1, "pod_cidr": ' > "$store2"
+sum=$(sha256sum < "$store2")
+err=$(conf2 | cn_run DEL "del32-$$" "$(cn_pod 32)" eth0) && cn_fail "DEL passed with a corrupt store"
+echo "$err" | jq -e '.code == 5 and (.msg | test("corrupt"))' >/dev/null || cn_fail "DEL error: $err"
+ip -n "$CN_HOST" link show "$(cn_hostveth "del32-$$" eth0)" >/dev/null 2>&1 && cn_fail "DEL with a corrupt store left the veth"
+ip -n "$(cn_pod 32)" link show eth0 >/dev/null 2>&1 && cn_fail "DEL with a corrupt store left the pod's eth0"
+[ "$(sha256sum < "$store2")" = "$sum" ] || cn_fail "DEL rewrote the corrupt store"
+rm -rf "$CN_STATE/ipam/$net2"
+
 cn_log "a stopped process holding the IPAM lock: ADD gives up with code 11, naming the lock"
 lock="$CN_STATE/ipam/$CN_NET/lock"
 python3 -c 'import fcntl, os, sys, time

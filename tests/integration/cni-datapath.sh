@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # With the BPF dataplane pinned (as the agent pins it), ADD registers the pod in the
 # endpoint map and attaches the pod program to its host veth; CHECK notices a missing
-# endpoint; DEL and GC remove the endpoint; the pod still answers the host.
+# endpoint; DEL (even when it cannot release the address) and GC remove the endpoint;
+# the pod still answers the host.
 set -euo pipefail
 CN_TEST=dp
 . "$(dirname "$0")/cni-lib.sh"
@@ -47,6 +48,24 @@ tail -1 "$CN_STATE/stderr.log" | cn_grep "dataplane: BPF" || cn_fail "STATUS did
 cn_log "DEL removes the endpoint"
 conf | cn_run DEL "dp1-$$" "$pod" eth0 || cn_fail "DEL failed"
 has_endpoint "$ip" && cn_fail "endpoint $ip survived DEL"
+
+cn_log "DEL removes the endpoint after a pod CIDR change and with a corrupt store"
+for i in 3 4; do
+  cn_pod_add $i
+  out=$(conf | cn_run ADD "dp$i-$$" "$(cn_pod $i)" eth0) || cn_fail "ADD $i failed: $out"
+  eval "ip$i=\$(echo \"\$out\" | jq -er '.ips[0].address')"
+done
+ip3=${ip3%/32} ip4=${ip4%/32}
+has_endpoint "$ip3" && has_endpoint "$ip4" || cn_fail "no endpoints for $ip3 and $ip4"
+conf | jq -c '.podCIDR = "10.255.253.0/24"' | cn_run DEL "dp3-$$" "$(cn_pod 3)" eth0 \
+  || cn_fail "DEL after a pod CIDR change failed"
+has_endpoint "$ip3" && cn_fail "endpoint $ip3 survived DEL after a pod CIDR change"
+printf 'not json' > "$CN_STATE/ipam/$CN_NET/store.json"
+err=$(conf | cn_run DEL "dp4-$$" "$(cn_pod 4)" eth0) && cn_fail "DEL passed with a corrupt store"
+echo "$err" | jq -e '.code == 5 and (.msg | test("corrupt"))' >/dev/null || cn_fail "DEL error: $err"
+has_endpoint "$ip4" && cn_fail "endpoint $ip4 survived DEL with a corrupt store"
+ip -n "$CN_HOST" link show "$(cn_hostveth "dp4-$$" eth0)" >/dev/null 2>&1 && cn_fail "veth of dp4 survived DEL"
+rm -f "$CN_STATE/ipam/$CN_NET/store.json"
 
 cn_log "GC removes the endpoints of what it collects"
 cn_pod_add 2

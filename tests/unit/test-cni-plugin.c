@@ -240,3 +240,83 @@ Test(cni_plugin, pod_cidr_and_mtu_come_from_the_node_state_when_absent, .init = 
 	cr_assert_eq(ntohl(a.s_addr) >> 8, (10u << 16) | (9u << 8) | 8u);
 	ipam_close(store);
 }
+
+static void conf_for(char *buf, size_t len, const char *net, const char *extra)
+{
+	snprintf(buf, len, "{\"cniVersion\":\"1.1.0\",\"name\":\"%s\",\"type\":\"twill\","
+		 "\"stateDir\":\"%s\",\"bpfPinDir\":\"%s/no-bpf\"%s%s}", net, dir, dir,
+		 extra[0] ? "," : "", extra);
+}
+
+static void allocate(const char *net, const char *cidr, const char *id)
+{
+	struct ipam *store = NULL;
+	struct in_addr a;
+
+	cr_assert_eq(ipam_open(dir, net, cidr, &store), 0);
+	cr_assert_eq(ipam_allocate(store, id, "eth0", &a), 0);
+	ipam_close(store);
+}
+
+static bool allocated(const char *net, const char *cidr, const char *id)
+{
+	struct ipam *store = NULL;
+	struct in_addr a;
+	int r;
+
+	cr_assert_eq(ipam_open(dir, net, cidr, &store), 0);
+	r = ipam_find(store, id, "eth0", &a);
+	ipam_close(store);
+	cr_assert(r == 0 || r == -ENOENT, "find: %d", r);
+	return r == 0;
+}
+
+/* DEL releases the address whatever pod CIDR (if any) the config or node state gives. */
+Test(cni_plugin, del_releases_from_the_store_as_it_is, .init = dir_make, .fini = dir_remove)
+{
+	char conf[512];
+	struct cni_error err;
+	json_t *out = NULL;
+
+	log_set_stderr(0);
+	allocate("del", "10.9.7.0/24", "old");
+	allocate("del", "10.9.7.0/24", "older");
+	/* no podCIDR in the config and no node.json */
+	conf_for(conf, sizeof(conf), "del", "");
+	cr_assert_eq(run("DEL", "old", NULL, "eth0", conf, &out, &err), 0, "%s", err.msg);
+	cr_assert_not(allocated("del", "10.9.7.0/24", "old"), "DEL left the allocation");
+	/* the node's pod CIDR changed since ADD */
+	conf_for(conf, sizeof(conf), "del", "\"podCIDR\":\"10.9.8.0/24\",\"mtu\":1440");
+	cr_assert_eq(run("DEL", "older", NULL, "eth0", conf, &out, &err), 0, "%s", err.msg);
+	cr_assert_not(allocated("del", "10.9.7.0/24", "older"), "DEL left the allocation");
+	/* a network that never had a store: nothing to release, nothing created */
+	conf_for(conf, sizeof(conf), "never", "");
+	cr_assert_eq(run("DEL", "x", NULL, "eth0", conf, &out, &err), 0, "%s", err.msg);
+	cr_assert_eq(run("DEL", "x", NULL, "eth0", conf, &out, &err), 0, "%s", err.msg);
+}
+
+Test(cni_plugin, del_reports_a_corrupt_store_and_leaves_it, .init = dir_make,
+     .fini = dir_remove)
+{
+	char conf[512], path[128], back[64] = "";
+	struct cni_error err;
+	json_t *out = NULL;
+	FILE *f;
+
+	log_set_stderr(0);
+	allocate("bad", "10.9.7.0/24", "c1");
+	snprintf(path, sizeof(path), "%s/ipam/bad/store.json", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("{\"version\": 1,", f);
+	fclose(f);
+	conf_for(conf, sizeof(conf), "bad", "\"podCIDR\":\"10.9.7.0/24\",\"mtu\":1440");
+	cr_assert_lt(run("DEL", "c1", NULL, "eth0", conf, &out, &err), 0);
+	cr_assert_eq(err.code, CNI_ERR_IO, "%d %s", err.code, err.msg);
+	cr_assert(strstr(err.msg, "corrupt") && strstr(err.msg, "release"), "%s", err.msg);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(back, sizeof(back), f));
+	fclose(f);
+	cr_assert_str_eq(back, "{\"version\": 1,");
+}
