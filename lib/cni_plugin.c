@@ -651,8 +651,52 @@ static int check_fail(struct cni_error *err, const char *fmt, ...)
 	return -EINVAL;
 }
 
+static const struct nl_route *route_find(const struct nl_route *routes, size_t n,
+					 struct in_addr dst, unsigned int dst_len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (routes[i].dst.s_addr == dst.s_addr && routes[i].dst_len == dst_len)
+			return &routes[i];
+	return NULL;
+}
+
+/* The pod's link-local gateway: its link route and its permanent neighbour entry. */
+static int check_pod_gateway(const struct cni_request *req, const struct nl_link_info *pod,
+			     const struct nl_link_info *host, const struct nl_route *routes,
+			     size_t n, struct cni_error *err)
+{
+	const struct nl_route *rt = route_find(routes, n, gateway_addr(), 32);
+	char m1[18], m2[18];
+	uint8_t mac[6];
+	bool permanent;
+	int r;
+
+	if (!rt || rt->gateway.s_addr || !rt->scope_link)
+		return check_fail(err, "gateway route %s dev %s scope link is missing in the pod",
+				  CNI_GATEWAY, req->ifname);
+	r = nl_neigh_get(pod->ifindex, gateway_addr(), mac, &permanent);
+	if (r == -ENOENT)
+		return check_fail(err, "gateway neighbour %s on '%s' is missing in the pod",
+				  CNI_GATEWAY, req->ifname);
+	if (r < 0) {
+		cni_error_set(err, CNI_ERR_IO, "cannot read the neighbours in CNI_NETNS: %s",
+			      strerror(-r));
+		return r;
+	}
+	cni_mac_format(mac, m1);
+	cni_mac_format(host->mac, m2);
+	if (memcmp(mac, host->mac, 6) != 0)
+		return check_fail(err, "gateway neighbour %s on '%s' has MAC %s, host veth '%s' "
+				  "has %s", CNI_GATEWAY, req->ifname, m1, host->name, m2);
+	if (!permanent)
+		return check_fail(err, "gateway neighbour %s on '%s' is not permanent",
+				  CNI_GATEWAY, req->ifname);
+	return 0;
+}
+
 static int check_pod(const struct cni_request *req, const struct cni_result *prev,
-		     int iface, const struct cni_ip *ip, unsigned int mtu, struct cni_error *err)
+		     int iface, const struct cni_ip *ip, unsigned int mtu,
+		     const struct nl_link_info *host, struct cni_error *err)
 {
 	struct nl_link_info pod;
 	struct nl_route *routes = NULL;
@@ -687,6 +731,11 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 			      strerror(-r));
 		return r;
 	}
+	r = check_pod_gateway(req, &pod, host, routes, n, err);
+	if (r < 0) {
+		free(routes);
+		return r;
+	}
 	for (size_t i = 0; i < prev->n_routes; i++) {
 		const struct cni_route *want = &prev->routes[i];
 		bool found = false;
@@ -707,6 +756,39 @@ static int check_pod(const struct cni_request *req, const struct cni_result *pre
 	}
 	free(routes);
 	return 0;
+}
+
+/* The host's /32 route to the pod, through its host veth. */
+static int check_host_route(struct in_addr addr, const struct nl_link_info *host,
+			    struct cni_error *err)
+{
+	struct nl_route *routes = NULL;
+	const struct nl_route *rt;
+	char s[INET_ADDRSTRLEN], dev[IF_NAMESIZE + 16];
+	struct nl_link_info other;
+	size_t n = 0;
+	int r;
+
+	r = nl_route_list(0, &routes, &n);
+	if (r < 0) {
+		cni_error_set(err, CNI_ERR_IO, "cannot list the host's routes: %s", strerror(-r));
+		return r;
+	}
+	rt = route_find(routes, n, addr, 32);
+	if (!rt)
+		r = check_fail(err, "host route %s/32 dev %s is missing", ip_str(addr, s),
+			       host->name);
+	else if (rt->ifindex != host->ifindex || rt->gateway.s_addr) {
+		if (nl_link_get_by_index(rt->ifindex, &other) == 0)
+			snprintf(dev, sizeof(dev), "'%s'", other.name);
+		else
+			snprintf(dev, sizeof(dev), "ifindex %d", rt->ifindex);
+		r = check_fail(err, "host route %s/32 goes %s%s, not to host veth '%s'",
+			       ip_str(addr, s), rt->gateway.s_addr ? "via a gateway on " : "to ",
+			       dev, host->name);
+	}
+	free(routes);
+	return r;
 }
 
 static int check_dataplane(const struct cni_config *cfg, struct in_addr addr,
@@ -755,6 +837,7 @@ static int cmd_check(const struct cni_request *req, const struct cni_config *cfg
 	struct in_addr have;
 	const struct cni_ip *ip = NULL;
 	char host_name[IF_NAMESIZE], s[INET_ADDRSTRLEN], s2[INET_ADDRSTRLEN];
+	bool have_veth;
 	int iface = -1, nsfd = -1, r;
 
 	if ((r = check_container_id(req->container_id, err)) < 0 ||
@@ -784,6 +867,15 @@ static int cmd_check(const struct cni_request *req, const struct cni_config *cfg
 	if (r < 0)
 		goto cleanup;
 	r = ipam_find(store, req->container_id, req->ifname, &have);
+	cni_host_veth_name(req->container_id, req->ifname, host_name);
+	have_veth = nl_link_get(host_name, &host) == 0;
+	if (r == -ENOENT && !have_veth) {
+		cni_error_set(err, CNI_ERR_UNKNOWN_CONTAINER,
+			      "container '%s' (%s) is unknown: no address allocated, no host veth "
+			      "'%s'", req->container_id, req->ifname, host_name);
+		r = -ENOENT;
+		goto cleanup;
+	}
 	if (r == -ENOENT || (r == 0 && have.s_addr != ip->addr.s_addr)) {
 		r = check_fail(err, "address %s of prevResult is not the one allocated to "
 			       "container '%s' (%s)", ip_str(ip->addr, s), req->container_id,
@@ -795,12 +887,14 @@ static int cmd_check(const struct cni_request *req, const struct cni_config *cfg
 		goto cleanup;
 	}
 
-	cni_host_veth_name(req->container_id, req->ifname, host_name);
-	if (nl_link_get(host_name, &host) < 0 || !host.up) {
-		r = check_fail(err, "host veth '%s' of container '%s' is missing or down",
-			       host_name, req->container_id);
+	if (!have_veth || !host.up) {
+		r = check_fail(err, "host veth '%s' of container '%s' is %s", host_name,
+			       req->container_id, have_veth ? "down" : "missing");
 		goto cleanup;
 	}
+	r = check_host_route(ip->addr, &host, err);
+	if (r < 0)
+		goto cleanup;
 
 	r = check_dataplane(cfg, ip->addr, &host, err);
 	if (r < 0)
@@ -817,7 +911,7 @@ static int cmd_check(const struct cni_request *req, const struct cni_config *cfg
 		cni_error_set(err, CNI_ERR_INTERNAL, "cannot enter CNI_NETNS '%s'", req->netns);
 		goto cleanup;
 	}
-	r = check_pod(req, &prev, iface, ip, np.mtu, err);
+	r = check_pod(req, &prev, iface, ip, np.mtu, &host, err);
 	if (netns_leave(&saved) < 0 && r == 0) {
 		cni_error_set(err, CNI_ERR_INTERNAL, "cannot return to the host network namespace");
 		r = -EIO;

@@ -73,16 +73,45 @@ done
 cn_log "CHECK names what differs"
 pod=$(cn_pod 10); cn_pod_add 10
 out=$(cn_conf 1.1.0 | cn_run ADD chk-$$ "$pod" eth0) || cn_fail "ADD failed"
+ip=$(echo "$out" | cn_jq '.ips[0].address'); ip=${ip%/32}
+hv=$(echo "$out" | cn_jq '.interfaces[0].name')
+hmac=$(echo "$out" | cn_jq '.interfaces[0].mac')
+check() { cn_conf 1.1.0 "\"prevResult\":$out" | cn_run CHECK chk-$$ "$pod" eth0; }
+# check_fails WHAT REGEX: CHECK must fail with code 102 and a message matching REGEX
+check_fails() {
+  local err
+  err=$(check) && cn_fail "CHECK passed $1"
+  echo "$err" | jq -e --arg re "$2" '.code == 102 and (.msg | test($re))' >/dev/null \
+    || cn_fail "CHECK $1: $err (wanted code 102 and /$2/)"
+  echo "   $1: $(echo "$err" | jq -r .msg)"
+}
+check || cn_fail "CHECK of a healthy pod failed"
+ip -n "$CN_HOST" route del "$ip/32" dev "$hv"
+check_fails "without the host route" "host route $ip/32 dev $hv is missing"
+ip -n "$CN_HOST" route add "$ip/32" dev lo
+check_fails "with the host route on lo" "host route $ip/32 goes to 'lo', not to host veth '$hv'"
+ip -n "$CN_HOST" route replace "$ip/32" dev "$hv" scope link
+check || cn_fail "CHECK failed with the host route back"
+ip -n "$pod" route del 169.254.1.1 dev eth0
+check_fails "without the gateway route" "gateway route 169.254.1.1 dev eth0 scope link is missing"
+ip -n "$pod" route add 169.254.1.1 dev eth0 scope link
+ip -n "$pod" neigh del 169.254.1.1 dev eth0
+check_fails "without the gateway neighbour" "gateway neighbour 169.254.1.1 on 'eth0' is missing"
+ip -n "$pod" neigh replace 169.254.1.1 lladdr 02:00:00:00:00:01 dev eth0 nud permanent
+check_fails "with a wrong gateway MAC" "has MAC 02:00:00:00:00:01, host veth '$hv' has $hmac"
+ip -n "$pod" neigh replace 169.254.1.1 lladdr "$hmac" dev eth0 nud reachable
+check_fails "with a learnt gateway neighbour" "gateway neighbour 169.254.1.1 on 'eth0' is not permanent"
+ip -n "$pod" neigh replace 169.254.1.1 lladdr "$hmac" dev eth0 nud permanent
+check || cn_fail "CHECK failed with the gateway restored"
 ip -n "$pod" route del default
-if err=$(cn_conf 1.1.0 "\"prevResult\":$out" | cn_run CHECK chk-$$ "$pod" eth0); then
-  cn_fail "CHECK passed without the default route"
-fi
-echo "$err" | jq -e '.code == 102 and (.msg | test("0.0.0.0/0"))' >/dev/null || cn_fail "CHECK error: $err"
+check_fails "without the default route" "0.0.0.0/0"
 ip -n "$pod" addr flush dev eth0
-err=$(cn_conf 1.1.0 "\"prevResult\":$out" | cn_run CHECK chk-$$ "$pod" eth0) && cn_fail "CHECK passed without address"
-echo "$err" | jq -e '.msg | test("lacks address")' >/dev/null || cn_fail "CHECK error: $err"
+check_fails "without the address" "lacks address"
 err=$(cn_conf 1.1.0 | cn_run CHECK chk-$$ "$pod" eth0) && cn_fail "CHECK without prevResult passed"
 echo "$err" | jq -e '.code == 7 and (.msg | test("prevResult"))' >/dev/null || cn_fail "CHECK error: $err"
+err=$(cn_conf 1.1.0 "\"prevResult\":$out" | cn_run CHECK stranger-$$ "$pod" eth0) && cn_fail "CHECK of an unknown container passed"
+echo "$err" | jq -e --arg id "stranger-$$" '.code == 3 and (.msg | contains($id))' >/dev/null \
+  || cn_fail "CHECK of an unknown container: $err"
 
 cn_log "DEL after the netns was deleted releases the address"
 ip netns del "$pod"

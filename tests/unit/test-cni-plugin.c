@@ -320,3 +320,26 @@ Test(cni_plugin, del_reports_a_corrupt_store_and_leaves_it, .init = dir_make,
 	fclose(f);
 	cr_assert_str_eq(back, "{\"version\": 1,");
 }
+
+/* CHECK of a container twill never saw: the spec's "unknown container". */
+Test(cni_plugin, check_of_an_unknown_container_is_code_3, .init = dir_make,
+     .fini = dir_remove)
+{
+	char conf[1024];
+	struct cni_error err;
+	json_t *out = NULL;
+
+	log_set_stderr(0);
+	conf_for(conf, sizeof(conf), "chk", "\"podCIDR\":\"10.9.7.0/24\",\"mtu\":1440,"
+		 "\"prevResult\":{\"cniVersion\":\"1.1.0\",\"interfaces\":[{\"name\":\"eth0\","
+		 "\"sandbox\":\"/proc/self/ns/net\"}],\"ips\":[{\"address\":\"10.9.7.2/32\","
+		 "\"interface\":0}]}");
+	cr_assert_lt(run("CHECK", "nobody", "/proc/self/ns/net", "eth0", conf, &out, &err), 0);
+	cr_assert_eq(err.code, CNI_ERR_UNKNOWN_CONTAINER, "%d %s", err.code, err.msg);
+	cr_assert(strstr(err.msg, "'nobody'") && strstr(err.msg, "unknown"), "%s", err.msg);
+	/* allocated but without its veth: a broken pod, not an unknown one */
+	allocate("chk", "10.9.7.0/24", "nobody");
+	cr_assert_lt(run("CHECK", "nobody", "/proc/self/ns/net", "eth0", conf, &out, &err), 0);
+	cr_assert_eq(err.code, CNI_ERR_CHECK_FAILED, "%d %s", err.code, err.msg);
+	cr_assert(strstr(err.msg, "host veth") && strstr(err.msg, "missing"), "%s", err.msg);
+}
