@@ -28,6 +28,8 @@
  * its "twill <network> " prefix.
  */
 #define HOST_VETH_ALIAS_SIZE 255
+/* An ADD tags its veth within milliseconds of creating it (see gc_veths). */
+#define GC_UNTAGGED_GRACE_MS 3000
 
 /* Pod CIDR and MTU, from the config or else from the agent's node state. */
 struct node_params {
@@ -952,11 +954,21 @@ static bool gc_veth_valid(const struct cni_config *cfg, const char *name)
 	return false;
 }
 
+static void gc_veth_remove(const struct nl_link_info *link, const char *why)
+{
+	int r;
+
+	log_info("GC: removing host veth '%s' (%s)", link->name, why);
+	r = nl_link_delete(link->ifindex);
+	if (r < 0 && r != -ENODEV)
+		log_warn("GC: cannot remove host veth '%s': %s", link->name, strerror(-r));
+}
+
 static int gc_veths(const struct cni_config *cfg)
 {
-	struct nl_link_info *links = NULL;
+	struct nl_link_info *links = NULL, now;
 	char alias[256], owner[160];
-	size_t n = 0;
+	size_t n = 0, untagged = 0;
 	int r;
 
 	r = nl_link_list(&links, &n);
@@ -965,27 +977,34 @@ static int gc_veths(const struct cni_config *cfg)
 		return r;
 	}
 	/*
-	 * Another twill network's veths (tagged with its name) are not ours to judge. An
-	 * untagged one was left by an ADD killed between creating and tagging it: the
-	 * kernel ignores IFLA_IFALIAS on creation, so that window cannot be closed.
+	 * Another twill network's veths (tagged with its name) are not ours to judge, nor
+	 * any veth tagged by something else. An untagged one was left by an ADD killed
+	 * between creating and tagging it (the kernel ignores IFLA_IFALIAS on creation, so
+	 * that window cannot be closed) - or belongs to an ADD in flight, of any network,
+	 * that tags it a moment later. So an untagged veth goes only once it has stayed
+	 * untagged for GC_UNTAGGED_GRACE_MS: the kernel keeps no creation time to ask.
 	 */
 	snprintf(owner, sizeof(owner), "twill %s ", cfg->name);
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(links[i].kind, "veth") || !is_host_veth_name(links[i].name))
+		if (strcmp(links[i].kind, "veth") || !is_host_veth_name(links[i].name) ||
+		    gc_veth_valid(cfg, links[i].name))
 			continue;
 		r = nl_link_get_alias(links[i].ifindex, alias, sizeof(alias));
 		if (r == -ENODATA)
-			snprintf(alias, sizeof(alias), "untagged");
-		else if (r < 0 || strncmp(alias, owner, strlen(owner)) != 0)
-			continue;
-		if (gc_veth_valid(cfg, links[i].name))
-			continue;
-		log_info("GC: removing host veth '%s' (%s)", links[i].name, alias);
-		r = nl_link_delete(links[i].ifindex);
-		if (r < 0 && r != -ENODEV)
-			log_warn("GC: cannot remove host veth '%s': %s", links[i].name,
-				 strerror(-r));
+			links[untagged++] = links[i];
+		else if (r == 0 && strncmp(alias, owner, strlen(owner)) == 0)
+			gc_veth_remove(&links[i], alias);
 	}
+	if (untagged) {
+		log_info("GC: %zu untagged host veth(s): removing those still untagged in %d ms",
+			 untagged, GC_UNTAGGED_GRACE_MS);
+		usleep(GC_UNTAGGED_GRACE_MS * 1000);
+	}
+	for (size_t i = 0; i < untagged; i++)
+		if (nl_link_get_by_index(links[i].ifindex, &now) == 0 &&
+		    !strcmp(now.name, links[i].name) &&
+		    nl_link_get_alias(links[i].ifindex, alias, sizeof(alias)) == -ENODATA)
+			gc_veth_remove(&links[i], "untagged");
 	free(links);
 	return 0;
 }

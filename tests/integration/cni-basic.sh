@@ -185,6 +185,25 @@ ip12=$(ip -n "$(cn_pod 12)" -o -4 addr show dev eth0 | awk '{print $4}')
 cn_host_ping "${ip12%/32}" || cn_fail "valid pod unreachable after GC"
 cn_conf 1.1.0 "\"cni.dev/attachments\":[]" | cn_run GC "" "" "" || cn_fail "GC with cni.dev/attachments failed"
 ip -n "$CN_HOST" link show "$(cn_hostveth "gc12-$$" eth0)" >/dev/null 2>&1 && cn_fail "GC kept an invalid veth"
+cn_log "GC removes an untagged veth only once it stayed untagged"
+# A veth is untagged between an ADD's creating and tagging it: the in-flight one (tagged
+# for another network a moment later) stays; one that stays untagged goes.
+ip -n "$CN_HOST" link add tw00000000000aa type veth peer name gc-peer-a
+ip -n "$CN_HOST" link add tw00000000000bb type veth peer name gc-peer-b
+ip -n "$CN_HOST" link add tw00000000000cc type veth peer name gc-peer-c
+ip -n "$CN_HOST" link set tw00000000000cc alias "something else"
+t0=$(date +%s%N)
+cn_conf 1.1.0 "\"cni.dev/valid-attachments\":[]" | cn_run GC "" "" "" &
+gc_pid=$!
+sleep 0.5
+ip -n "$CN_HOST" link set tw00000000000bb alias "twill other-net eth0 in-flight"
+wait "$gc_pid" || cn_fail "GC with untagged veths failed"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+ip -n "$CN_HOST" link show tw00000000000aa >/dev/null 2>&1 && cn_fail "GC left a veth untagged for ${ms} ms"
+ip -n "$CN_HOST" link show tw00000000000bb >/dev/null 2>&1 || cn_fail "GC removed a veth an ADD in flight tagged"
+ip -n "$CN_HOST" link show tw00000000000cc >/dev/null 2>&1 || cn_fail "GC removed a veth tagged by someone else"
+[ "$ms" -ge 3000 ] || cn_fail "GC removed an untagged veth after only ${ms} ms"
+ip -n "$CN_HOST" link del tw00000000000bb; ip -n "$CN_HOST" link del tw00000000000cc
 err=$(cn_conf 1.1.0 | cn_run GC "" "" "") && cn_fail "GC without attachments passed"
 echo "$err" | jq -e '.code == 7 and (.msg | test("valid-attachments"))' >/dev/null || cn_fail "GC error: $err"
 
