@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The CNI network configuration the container runtime reads. cniVersion stays at
- * 1.0.0: libcni in Debian (and the runtimes built on it) speaks nothing newer.
+ * 1.0.0 for libcni before 1.2 (Debian's among them), which reads nothing newer;
+ * "cniVersions" (CNI 1.1) lets libcni 1.2 and later pick 1.1.0, the first version it
+ * sends GC and STATUS to. Older libcni ignores the field.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,8 +36,9 @@ int conflist_render(const struct conflist_params *p, char **out)
 		json_decref(twill);
 		return -EINVAL;
 	}
-	root = json_pack("{s:s, s:s, s:[o, {s:s, s:{s:b}}]}",
+	root = json_pack("{s:s, s:[s, s], s:s, s:[o, {s:s, s:{s:b}}]}",
 			 "cniVersion", "1.0.0",
+			 "cniVersions", "1.0.0", "1.1.0",
 			 "name", "twill",
 			 "plugins", twill,
 			 "type", "portmap", "capabilities", "portMappings", 1);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# twill through cnitool (libcni 1.1.2, what containerd, CRI-O and podman use), as the
-# first plugin of a conflist with Debian's portmap after it: portmap gets twill's
+# twill through cnitool (libcni 1.1.2, what containerd, CRI-O and podman use), on the
+# conflist the agent writes: twill first, Debian's portmap after it.
+# libcni 1.1.2 reads its cniVersion and ignores cniVersions; portmap gets twill's
 # result as prevResult and its DNAT reaches a server in the pod; CHECK and DEL pass
 # through the chain; DEL twice is fine.
 set -euo pipefail
@@ -14,19 +15,19 @@ command -v iptables >/dev/null || cn_skip "iptables missing (portmap needs it)"
 command -v jq >/dev/null || cn_skip "jq missing"
 command -v python3 >/dev/null || cn_skip "python3 missing"
 
+RENDER=${TWILL_CONFLIST_RENDER:-$TWILL_BUILD_DIR/tests/integration/conflist-render}
+[ -x "$RENDER" ] || cn_skip "conflist-render not built"
+
 mkdir -p "$CN_STATE/bin" "$CN_STATE/net.d"
 ln -s "$TWILL" "$CN_STATE/bin/twill"
 for p in portmap loopback; do ln -s "/usr/lib/cni/$p" "$CN_STATE/bin/$p"; done
-cat > "$CN_STATE/net.d/10-twill.conflist" <<JSON
-{
-  "cniVersion": "1.0.0",
-  "name": "$CN_NET",
-  "plugins": [
-    $(cn_conf 1.0.0 | jq 'del(.cniVersion, .name)'),
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-JSON
+# the conflist the agent writes (twill + portmap, cniVersion 1.0.0 and
+# cniVersions for libcni >= 1.2), under this test's network name, no BPF dataplane
+"$RENDER" "$CN_CIDR_PREFIX.0/24" 1440 "$CN_STATE" "$CN_STATE/no-bpf" "$CN_STATE/twill.log" \
+  | jq --arg n "$CN_NET" '.name = $n | .plugins[0].logLevel = "debug"' \
+  > "$CN_STATE/net.d/10-twill.conflist"
+jq -e '.cniVersion == "1.0.0" and .cniVersions == ["1.0.0", "1.1.0"]' \
+  "$CN_STATE/net.d/10-twill.conflist" >/dev/null || cn_fail "conflist versions: $(cat "$CN_STATE/net.d/10-twill.conflist")"
 # cnitool caches results under /var/lib/cni/results/<network>-*: ours carry $CN_NET
 CN_EXTRA_CLEANUP='rm -f /var/lib/cni/results/"$CN_NET"-*; kill "${SERVER_PID:-}" 2>/dev/null || true'
 

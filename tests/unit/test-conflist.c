@@ -38,7 +38,7 @@ Test(conflist, content, .init = setup, .fini = teardown)
 {
 	char path[128];
 	json_error_t err;
-	json_t *root, *plugins, *tw, *pm;
+	json_t *root, *plugins, *tw, *pm, *vs;
 	struct stat st;
 	bool changed;
 
@@ -49,7 +49,12 @@ Test(conflist, content, .init = setup, .fini = teardown)
 	cr_assert_eq(st.st_mode & 0777, 0644);
 	root = json_load_file(path, 0, &err);
 	cr_assert_not_null(root);
+	/* libcni < 1.2 reads cniVersion; 1.2+ picks 1.1.0 from cniVersions (GC, STATUS) */
 	cr_assert_str_eq(json_string_value(json_object_get(root, "cniVersion")), "1.0.0");
+	vs = json_object_get(root, "cniVersions");
+	cr_assert_eq(json_array_size(vs), 2);
+	cr_assert_str_eq(json_string_value(json_array_get(vs, 0)), "1.0.0");
+	cr_assert_str_eq(json_string_value(json_array_get(vs, 1)), "1.1.0");
 	cr_assert_str_eq(json_string_value(json_object_get(root, "name")), "twill");
 	plugins = json_object_get(root, "plugins");
 	cr_assert_eq(json_array_size(plugins), 2);
