@@ -118,6 +118,41 @@ static int parse_dns(const json_t *dns, struct cni_error *err)
 	return 0;
 }
 
+/*
+ * runtimeConfig.bandwidth, what the runtime passes for the "bandwidth" capability: the
+ * bandwidth plugin chained after twill enforces it; twill only needs to know whether
+ * any limit is set (bits per second and bits, as the plugin reads them).
+ */
+static int parse_runtime_config(const json_t *rc, struct cni_config *cfg,
+				struct cni_error *err)
+{
+	static const char *const fields[] = { "ingressRate", "ingressBurst", "egressRate",
+					      "egressBurst" };
+	const json_t *bw, *v;
+
+	if (!json_is_object(rc))
+		return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be an object",
+			   "runtimeConfig");
+	bw = json_object_get(rc, "bandwidth");
+	if (!bw || json_is_null(bw))
+		return 0;
+	if (!json_is_object(bw))
+		return fail(err, CNI_ERR_INVALID_CONFIG, "field \"%s\" must be an object",
+			   "runtimeConfig.bandwidth");
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		v = json_object_get(bw, fields[i]);
+		if (!v || json_is_null(v))
+			continue;
+		if (!json_is_number(v) || json_number_value(v) < 0)
+			return fail(err, CNI_ERR_INVALID_CONFIG,
+				   "field \"runtimeConfig.bandwidth.%s\" must be a number, 0 or more",
+				   fields[i]);
+		if (json_number_value(v) > 0)
+			cfg->bandwidth_limited = true;
+	}
+	return 0;
+}
+
 static int parse_attachments(const json_t *a, const char *field, struct cni_config *cfg,
 			     struct cni_error *err)
 {
@@ -273,6 +308,10 @@ static int parse_root(const json_t *root, struct cni_config *cfg, struct cni_err
 				   "prevResult");
 		cfg->prev_result = json_deep_copy(v);
 	}
+
+	v = json_object_get(root, "runtimeConfig");
+	if (v && !json_is_null(v) && parse_runtime_config(v, cfg, err) < 0)
+		return -EINVAL;
 
 	v = json_object_get(root, "cni.dev/valid-attachments");
 	if (v)

@@ -33,6 +33,8 @@ struct cni_config {
 	enum log_level log_level;
 	json_t *dns;                      /* owned, NULL when absent */
 	json_t *prev_result;              /* owned, NULL when absent */
+	/* runtimeConfig.bandwidth sets a rate or burst: the pod takes the kernel path */
+	bool bandwidth_limited;
 	bool has_attachments;             /* GC: cni.dev/valid-attachments given */
 	size_t n_attachments;
 	struct cni_attachment *attachments;

@@ -281,8 +281,10 @@ static int wire(const struct cni_request *req, const struct cni_config *cfg,
 	r = nl_link_get(host_name, &w->host);
 	if (r < 0)
 		goto fail;
-	snprintf(alias, sizeof(alias), "twill %s %s %s", cfg->name, req->ifname,
-		 req->container_id);
+	/* the marker sits before the (possibly cut) container id, so it always survives */
+	snprintf(alias, sizeof(alias), "twill %s %s%s%s %s", cfg->name,
+		 cfg->bandwidth_limited ? CNI_HOST_VETH_KERNEL_PATH : "",
+		 cfg->bandwidth_limited ? " " : "", req->ifname, req->container_id);
 	step = "tag the host veth";
 	r = nl_link_set_alias(w->host.ifindex, alias);
 	if (r < 0)
@@ -499,10 +501,23 @@ static int cmd_add(const struct cni_request *req, const struct cni_config *cfg,
 	r = wire(req, cfg, &np, nsfd, addr, host_name, &w, &created, err);
 	if (r < 0)
 		goto cleanup;
-	/* last: a pod the dataplane knows is fully wired */
-	r = dataplane_register(cfg, addr, &w, err);
-	if (r < 0)
-		goto cleanup;
+	if (cfg->bandwidth_limited) {
+		/*
+		 * The bandwidth plugin chained after twill shapes with qdiscs on the host veth:
+		 * its ingress qdisc cannot share the veth with twill's clsact, and the BPF
+		 * redirects (straight into the peer) would bypass its tbf. Such a pod takes
+		 * the kernel's routes both ways, as every pod does without the BPF dataplane.
+		 */
+		dataplane_forget(cfg, addr, 0);
+		log_info("ADD %s %s: runtimeConfig.bandwidth sets limits: no BPF endpoint or "
+			 "program, the pod takes the kernel route path", req->container_id,
+			 req->ifname);
+	} else {
+		/* last: a pod the dataplane knows is fully wired */
+		r = dataplane_register(cfg, addr, &w, err);
+		if (r < 0)
+			goto cleanup;
+	}
 
 	res.n_interfaces = 2;
 	snprintf(res.interfaces[0].name, IF_NAMESIZE, "%s", host_name);
@@ -793,6 +808,14 @@ static int check_host_route(struct in_addr addr, const struct nl_link_info *host
 	return r;
 }
 
+static bool host_veth_kernel_path(const struct nl_link_info *host)
+{
+	char alias[HOST_VETH_ALIAS_SIZE];
+
+	return nl_link_get_alias(host->ifindex, alias, sizeof(alias)) == 0 &&
+	       strstr(alias, " " CNI_HOST_VETH_KERNEL_PATH " ");
+}
+
 static int check_dataplane(const struct cni_config *cfg, struct in_addr addr,
 			   const struct nl_link_info *host, struct cni_error *err)
 {
@@ -810,6 +833,18 @@ static int check_dataplane(const struct cni_config *cfg, struct in_addr addr,
 	if (!dp)
 		return 0;
 	r = datapath_endpoint_lookup(dp, addr.s_addr, &val);
+	if (host_veth_kernel_path(host)) {
+		/* ADD left it to the kernel (bandwidth limits): an endpoint would bypass them */
+		r = r == 0 ? check_fail(err, "BPF endpoint of %s is present, but host veth '%s' "
+					"takes the kernel path (bandwidth limits)",
+					ip_str(addr, s), host->name) : 0;
+		goto cleanup;
+	}
+	if (cfg->bandwidth_limited) {
+		r = check_fail(err, "runtimeConfig.bandwidth sets limits, but host veth '%s' is "
+			       "on the BPF path, which bypasses them", host->name);
+		goto cleanup;
+	}
 	if (r < 0 || (int)val.host_ifindex != host->ifindex ||
 	    memcmp(val.host_mac, host->mac, 6) != 0) {
 		r = check_fail(err, "BPF endpoint of %s is %s (host veth '%s')",

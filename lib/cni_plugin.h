@@ -11,6 +11,12 @@
 /* The pod's link-local gateway: answered by a permanent neighbour entry in the pod. */
 #define CNI_GATEWAY "169.254.1.1"
 #define CNI_HOST_VETH_PREFIX "tw"
+/*
+ * In the host veth's alias ("twill <network> path:kernel <ifname> <container id>"):
+ * ADD gave the pod no BPF endpoint or program because of its bandwidth limits. ':' is
+ * in no network name, interface name or container id, so the word cannot be forged.
+ */
+#define CNI_HOST_VETH_KERNEL_PATH "path:kernel"
 
 /* What the runtime passes: the CNI_* environment and the configuration on stdin. */
 struct cni_request {

@@ -4,6 +4,9 @@
  * 1.0.0 for libcni before 1.2 (Debian's among them), which reads nothing newer;
  * "cniVersions" (CNI 1.1) lets libcni 1.2 and later pick 1.1.0, the first version it
  * sends GC and STATUS to. Older libcni ignores the field.
+ *
+ * twill declares the "bandwidth" capability so a pod's limits reach it too: a pod with
+ * limits gets no BPF program, so the bandwidth plugin after portmap can shape it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,24 +27,26 @@ int conflist_render(const struct conflist_params *p, char **out)
 	json_t *root, *twill;
 	char *text;
 
-	twill = json_pack("{s:s, s:s, s:I, s:s, s:s}",
+	twill = json_pack("{s:s, s:s, s:I, s:s, s:s, s:{s:b}}",
 			  "type", "twill",
 			  "podCIDR", p->pod_cidr,
 			  "mtu", (json_int_t)p->mtu,
 			  "stateDir", p->state_dir,
-			  "bpfPinDir", p->bpf_pin_dir);
+			  "bpfPinDir", p->bpf_pin_dir,
+			  "capabilities", "bandwidth", 1);
 	if (!twill)
 		return -EINVAL;
 	if (p->log_file && json_object_set_new(twill, "logFile", json_string(p->log_file)) < 0) {
 		json_decref(twill);
 		return -EINVAL;
 	}
-	root = json_pack("{s:s, s:[s, s], s:s, s:[o, {s:s, s:{s:b}}]}",
+	root = json_pack("{s:s, s:[s, s], s:s, s:[o, {s:s, s:{s:b}}, {s:s, s:{s:b}}]}",
 			 "cniVersion", "1.0.0",
 			 "cniVersions", "1.0.0", "1.1.0",
 			 "name", "twill",
 			 "plugins", twill,
-			 "type", "portmap", "capabilities", "portMappings", 1);
+			 "type", "portmap", "capabilities", "portMappings", 1,
+			 "type", "bandwidth", "capabilities", "bandwidth", 1);
 	if (!root)
 		return -EINVAL;
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 
-/* <cni_conf_dir>/10-twill.conflist: the twill plugin chained with portmap. */
+/* <cni_conf_dir>/10-twill.conflist: the twill plugin chained with portmap and bandwidth. */
 #define CONFLIST_FILE "10-twill.conflist"
 
 struct conflist_params {

@@ -859,7 +859,10 @@ int inspect_pods(const struct inspect_snapshot *s, struct inspect_pod_row **out,
 			appendf(r->problem, sizeof(r->problem),
 				"endpoint entry without allocation or veth");
 		}
-		/* Traffic still flows through the kernel's /32 route: degraded, not broken. */
+		/* Traffic still flows through the kernel's /32 route: degraded, not broken;
+		 * by design for a pod with bandwidth limits (the CNI tagged its veth). */
+		if (r->veth && r->veth->kernel_path)
+			continue;
 		if (r->alloc && r->veth && s->dp_loaded && !r->in_endpoints)
 			appendf(r->warning, sizeof(r->warning), "no endpoint map entry");
 		if (r->veth && s->dp_loaded && !r->veth->prog_ingress[0])

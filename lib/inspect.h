@@ -33,6 +33,7 @@ struct inspect_link {
 	struct nl_link_info info;
 	char prog_ingress[64];   /* twill program attached at TC ingress, "" when none */
 	char prog_egress[64];
+	bool kernel_path;        /* pod veth the CNI left to the kernel (bandwidth limits) */
 };
 
 struct inspect_snapshot {
@@ -138,7 +139,8 @@ struct inspect_pod_row {
 	struct twill_endpoint_value endpoint;
 	const struct inspect_link *veth;     /* host veth, NULL when none */
 	char problem[INSPECT_TEXT_MAX];      /* a mismatch: unhealthy */
-	/* works, but through the kernel: no endpoint entry or no program on the veth */
+	/* works, but through the kernel: no endpoint entry or no program on the veth
+	 * (none for a veth whose pod takes the kernel path by design) */
 	char warning[INSPECT_TEXT_MAX];
 };
 int inspect_pods(const struct inspect_snapshot *s, struct inspect_pod_row **out,

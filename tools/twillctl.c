@@ -133,7 +133,8 @@ static const char help_pods[] =
 	"  STATUS      ok, or the mismatch: allocation without veth, veth without allocation,\n"
 	"              endpoint entry without allocation or veth; 'ok, kernel path: ...' when\n"
 	"              the pod works through the kernel's route because it has no endpoint map\n"
-	"              entry or no program attached (a warning, not a mismatch)\n"
+	"              entry or no program attached (a warning, not a mismatch); just 'ok' for\n"
+	"              a pod the CNI plugin left to the kernel path for its bandwidth limits\n"
 	"Exit 1 on any mismatch.\n";
 
 static const char help_trace[] =

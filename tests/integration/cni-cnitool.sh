@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # twill through cnitool (libcni 1.1.2, what containerd, CRI-O and podman use), on the
-# conflist the agent writes: twill first, Debian's portmap after it.
+# conflist the agent writes: twill first, Debian's portmap and bandwidth after it.
 # libcni 1.1.2 reads its cniVersion and ignores cniVersions; portmap gets twill's
 # result as prevResult and its DNAT reaches a server in the pod; CHECK and DEL pass
 # through the chain; DEL twice is fine.
@@ -20,8 +20,8 @@ RENDER=${TWILL_CONFLIST_RENDER:-$TWILL_BUILD_DIR/tests/integration/conflist-rend
 
 mkdir -p "$CN_STATE/bin" "$CN_STATE/net.d"
 ln -s "$TWILL" "$CN_STATE/bin/twill"
-for p in portmap loopback; do ln -s "/usr/lib/cni/$p" "$CN_STATE/bin/$p"; done
-# the conflist the agent writes (twill + portmap, cniVersion 1.0.0 and
+for p in portmap bandwidth loopback; do ln -s "/usr/lib/cni/$p" "$CN_STATE/bin/$p"; done
+# the conflist the agent writes (twill + portmap + bandwidth, cniVersion 1.0.0 and
 # cniVersions for libcni >= 1.2), under this test's network name, no BPF dataplane
 "$RENDER" "$CN_CIDR_PREFIX.0/24" 1440 "$CN_STATE" "$CN_STATE/no-bpf" "$CN_STATE/twill.log" \
   | jq --arg n "$CN_NET" '.name = $n | .plugins[0].logLevel = "debug"' \

@@ -141,7 +141,44 @@ static const struct bad_case bad_cases[] = {
 	{ "{" V "\"name\":\"n\",\"cni.dev/valid-attachments\":{}}", CNI_ERR_INVALID_CONFIG, "valid-attachments" },
 	{ "{" V "\"name\":\"n\",\"cni.dev/valid-attachments\":[{\"containerID\":\"a\"}]}", CNI_ERR_INVALID_CONFIG, "ifname" },
 	{ "{" V "\"name\":\"n\",\"name\":\"m\"}", CNI_ERR_DECODE, "decode" },
+	{ "{" V "\"name\":\"n\",\"runtimeConfig\":[]}", CNI_ERR_INVALID_CONFIG, "runtimeConfig" },
+	{ "{" V "\"name\":\"n\",\"runtimeConfig\":{\"bandwidth\":1}}", CNI_ERR_INVALID_CONFIG,
+	  "runtimeConfig.bandwidth" },
+	{ "{" V "\"name\":\"n\",\"runtimeConfig\":{\"bandwidth\":{\"egressRate\":\"1M\"}}}",
+	  CNI_ERR_INVALID_CONFIG, "runtimeConfig.bandwidth.egressRate" },
+	{ "{" V "\"name\":\"n\",\"runtimeConfig\":{\"bandwidth\":{\"ingressBurst\":-1}}}",
+	  CNI_ERR_INVALID_CONFIG, "runtimeConfig.bandwidth.ingressBurst" },
 };
+
+/* Any rate or burst above 0 means the bandwidth plugin shapes this pod. */
+Test(cni_config, bandwidth_limits_come_from_runtime_config)
+{
+	static const struct {
+		const char *rc;
+		bool limited;
+	} cases[] = {
+		{ "", false },
+		{ ",\"runtimeConfig\":{}", false },
+		{ ",\"runtimeConfig\":{\"portMappings\":[]}", false },
+		{ ",\"runtimeConfig\":{\"bandwidth\":null}", false },
+		{ ",\"runtimeConfig\":{\"bandwidth\":{}}", false },
+		{ ",\"runtimeConfig\":{\"bandwidth\":{\"ingressRate\":0,\"egressRate\":0}}", false },
+		{ ",\"runtimeConfig\":{\"bandwidth\":{\"ingressRate\":1000000,\"ingressBurst\":1000000}}", true },
+		{ ",\"runtimeConfig\":{\"bandwidth\":{\"egressRate\":1e6,\"egressBurst\":1e6}}", true },
+		{ ",\"runtimeConfig\":{\"bandwidth\":{\"egressBurst\":1}}", true },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cni_config *cfg = NULL;
+		struct cni_error err;
+		char json[512];
+
+		snprintf(json, sizeof(json), "{" V "\"name\":\"n\"%s}", cases[i].rc);
+		cr_assert_eq(parse(json, &cfg, &err), 0, "%s: %s", json, err.msg);
+		cr_expect_eq(cfg->bandwidth_limited, cases[i].limited, "%s", json);
+		cni_config_free(cfg);
+	}
+}
 
 Test(cni_config, rejects_invalid_configs_naming_the_field)
 {

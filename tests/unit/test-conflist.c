@@ -38,7 +38,7 @@ Test(conflist, content, .init = setup, .fini = teardown)
 {
 	char path[128];
 	json_error_t err;
-	json_t *root, *plugins, *tw, *pm, *vs;
+	json_t *root, *plugins, *tw, *pm, *bw, *vs;
 	struct stat st;
 	bool changed;
 
@@ -57,7 +57,7 @@ Test(conflist, content, .init = setup, .fini = teardown)
 	cr_assert_str_eq(json_string_value(json_array_get(vs, 1)), "1.1.0");
 	cr_assert_str_eq(json_string_value(json_object_get(root, "name")), "twill");
 	plugins = json_object_get(root, "plugins");
-	cr_assert_eq(json_array_size(plugins), 2);
+	cr_assert_eq(json_array_size(plugins), 3);
 	tw = json_array_get(plugins, 0);
 	cr_assert_str_eq(json_string_value(json_object_get(tw, "type")), "twill");
 	cr_assert_str_eq(json_string_value(json_object_get(tw, "podCIDR")), "10.244.1.0/24");
@@ -65,9 +65,13 @@ Test(conflist, content, .init = setup, .fini = teardown)
 	cr_assert_str_eq(json_string_value(json_object_get(tw, "stateDir")), "/var/lib/twill");
 	cr_assert_str_eq(json_string_value(json_object_get(tw, "bpfPinDir")), "/sys/fs/bpf/twill");
 	cr_assert_null(json_object_get(tw, "logFile"));
+	cr_assert(json_is_true(json_object_get(json_object_get(tw, "capabilities"), "bandwidth")));
 	pm = json_array_get(plugins, 1);
 	cr_assert_str_eq(json_string_value(json_object_get(pm, "type")), "portmap");
 	cr_assert(json_is_true(json_object_get(json_object_get(pm, "capabilities"), "portMappings")));
+	bw = json_array_get(plugins, 2);
+	cr_assert_str_eq(json_string_value(json_object_get(bw, "type")), "bandwidth");
+	cr_assert(json_is_true(json_object_get(json_object_get(bw, "capabilities"), "bandwidth")));
 	json_decref(root);
 }
 

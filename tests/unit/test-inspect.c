@@ -743,6 +743,27 @@ Test(inspect, pods_warn_on_missing_endpoint_entry_and_program, .init = setup)
 		  h.warnings[0]);
 }
 
+/* A pod with bandwidth limits takes the kernel path by design: nothing to warn about. */
+Test(inspect, pods_on_the_kernel_path_by_design_are_not_flagged, .init = setup)
+{
+	struct inspect_pod_row *rows;
+	struct inspect_health h;
+	size_t n;
+
+	fx.s.n_endpoints = 1;
+	fx.links[4].prog_ingress[0] = '\0';
+	fx.links[4].kernel_path = true;
+	cr_assert_eq(inspect_pods(&fx.s, &rows, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_expect_str_eq(rows[1].veth->info.name, "tw00000000000a2");
+	cr_expect_str_eq(rows[1].problem, "");
+	cr_expect_str_eq(rows[1].warning, "");
+	free(rows);
+	cr_assert_eq(inspect_health(&fx.s, &h), 0);
+	cr_expect(h.healthy, "%s", h.problems[0]);
+	cr_expect_eq(h.n_warnings, 0, "'%s'", h.warnings[0]);
+}
+
 Test(inspect, pods_flag_stale_endpoint_entry, .init = setup)
 {
 	struct inspect_pod_row *rows;
