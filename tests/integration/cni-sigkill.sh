@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# SIGKILL of the plugin at random moments of ADD: whatever it left, a retried ADD
-# succeeds, and DEL or GC removes every address and every host veth.
+# SIGKILL of the plugin at moments spread over ADD: whatever it left, a retried ADD
+# succeeds, and DEL or GC removes every address and every host veth. The kill moments
+# home in on the part of ADD after the allocation (too early: later next time; ADD
+# finished: earlier), so kills do land inside ADD; the test fails if none does.
 set -euo pipefail
 CN_TEST=kill
 . "$(dirname "$0")/cni-lib.sh"
@@ -26,12 +28,14 @@ T=$(sort -n "$CN_STATE/probes" | sed -n 2p)
 echo "a full ADD takes about ${T} us here"
 
 N=0
+lo=$((T / 5)) hi=$((T * 11 / 10))   # kill window in us: 20% to 110% of a full ADD
 for i in $(seq 1 $MAX); do
   [ "$mid" -ge "$WANT" ] && [ "$i" -gt 12 ] && break
   N=$i
   cn_pod_add "$i"
-  # a random moment between 20% and 110% of a full ADD (the start is exec and loading)
-  d=$(awk -v r=$RANDOM -v t=$T 'BEGIN { printf "%.6f", t * (0.2 + (r % 91) / 100) / 1e6 }')
+  # a random moment in the window (the start of an ADD is exec and loading)
+  us=$(( lo + RANDOM % (hi - lo + 1) ))
+  d=$(awk -v us=$us 'BEGIN { printf "%.6f", us / 1e6 }')
   ( nsenter --net="/var/run/netns/$CN_HOST" timeout --foreground -s KILL "$d" env -i \
       CNI_COMMAND=ADD CNI_CONTAINERID="kill$i-$$" CNI_NETNS="/var/run/netns/$(cn_pod "$i")" \
       CNI_IFNAME=eth0 "$TWILL" < "$CN_STATE/conf.json" >/dev/null 2>>"$CN_STATE/stderr.log" \
@@ -42,8 +46,16 @@ for i in $(seq 1 $MAX); do
   ip -n "$CN_HOST" link show "$(cn_hostveth "kill$i-$$" eth0)" >/dev/null 2>&1 && veth=yes
   if [ "$rc" -eq 137 ]; then
     killed=$((killed + 1))
-    [ "$alloc" = no ] && [ "$veth" = no ] || mid=$((mid + 1))
+    if [ "$alloc" = no ] && [ "$veth" = no ]; then
+      lo=$(( lo + (us - lo) / 2 ))   # killed before allocating: a bit later next time
+    else
+      mid=$((mid + 1))
+    fi
+  elif [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then
+    hi=$(( hi - (hi - us) / 2 ))     # ADD finished first: a bit earlier
   fi
+  # timing here is noisy: the window never shrinks below a tenth of an ADD
+  [ $((hi - lo)) -ge $((T / 10)) ] || { lo=$(( (lo + hi - T / 10) / 2 )); hi=$((lo + T / 10)); }
   echo "ADD $i, kill after ${d}s: exit $rc, left allocation=$alloc veth=$veth"
   case $((i % 3)) in
     0) # the runtime retries ADD: it must succeed and give a working pod
@@ -66,6 +78,6 @@ for i in $(seq 1 $N); do
 done
 # the store is still sound: a fresh ADD works
 cn_pod_add 99
-out=$(echo "$conf" | cn_run ADD "after-$$" "$(cn_pod 99)" eth0) || cn_fail "ADD after the kills failed: $out"
-[ "$mid" -gt 0 ] || cn_skip "no kill landed inside an ADD in $N tries (timing here): nothing proven"
+out=$(echo "$conf" | cn_run ADD "after-$$" "$(cn_pod 99)" eth0) || cn_fail "ADD after the kills failed: $out $(tail -3 "$CN_STATE/stderr.log")"
+[ "$mid" -gt 0 ] || cn_fail "no kill landed inside an ADD in $N tries (window ${lo}-${hi} us): nothing proven"
 echo "PASS"
