@@ -86,6 +86,7 @@ struct agent {
 static volatile sig_atomic_t pending_term, pending_hup;
 
 static void write_node_state(struct agent *a, const struct topo_node *self);
+static bool prog_attached(int ifindex, bool egress, const char *name);
 
 static double now_ms(void)
 {
@@ -136,6 +137,51 @@ static void load_applied_peers(struct agent *a)
 	}
 	log_info("agent: %zu peers as the previous agent applied them (endpoints the "
 		 "topology did not change are left where WireGuard roamed)", a->n_prev);
+}
+
+/*
+ * With --no-bpf, a dataplane an earlier run loaded would stay half alive: the plugin
+ * would attach its pinned program to new pods, against a route map nobody updates. Take
+ * it down once at start: detach the programs (pods fall back to the kernel routes the
+ * plugin and the agent keep) and remove the pins.
+ */
+static void dataplane_off(const struct agent_config *cfg)
+{
+	struct twill_endpoint_value *values = NULL;
+	struct twill_endpoint_key *keys = NULL;
+	struct nl_link_info *links = NULL;
+	struct datapath *dp = NULL;
+	size_t n = 0, n_links = 0, detached = 0;
+	int ret;
+
+	ret = datapath_open_pinned(cfg->bpf_pin_dir, &dp);
+	if (ret == -ENOENT)
+		return;
+	if (ret == 0 && datapath_endpoint_list(dp, &keys, &values, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			detached += datapath_detach((int)values[i].host_ifindex, false) == 0;
+	datapath_close(dp);
+	free(keys);
+	free(values);
+	if (nl_link_list(&links, &n_links) == 0) {
+		for (size_t i = 0; i < n_links; i++) {
+			int ifx = links[i].ifindex;
+
+			if (prog_attached(ifx, true, TWILL_PROG_GUARD))
+				detached += datapath_detach(ifx, true) == 0;
+			if (strcmp(links[i].name, cfg->wg_device) == 0 &&
+			    prog_attached(ifx, false, TWILL_PROG_WG))
+				detached += datapath_detach(ifx, false) == 0;
+		}
+		free(links);
+	}
+	ret = datapath_unpin(cfg->bpf_pin_dir);
+	if (ret < 0 && ret != -ENOENT)
+		log_err("agent: --no-bpf: cannot remove the BPF pins in '%s': %s", cfg->bpf_pin_dir,
+			strerror(-ret));
+	else
+		log_info("agent: --no-bpf: removed the BPF pins in '%s' and detached %zu programs "
+			 "an earlier run left: kernel routes only", cfg->bpf_pin_dir, detached);
 }
 
 /* When the process pid started, in unix seconds; -1 when it is gone (or a zombie). */
@@ -224,6 +270,8 @@ int agent_new(const struct agent_config *cfg, struct agent **out)
 	load_applied_peers(a);
 	a->started_unix = time(NULL);
 	check_previous_exit(a);
+	if (cfg->no_bpf)
+		dataplane_off(cfg);
 	if (cfg->kube_in_cluster || cfg->kubeconfig) {
 		ret = cfg->kubeconfig ? kube_config_from_kubeconfig(cfg->kubeconfig, &a->kube)
 				      : kube_config_in_cluster(NULL, &a->kube);
@@ -458,6 +506,45 @@ static void mark_attached(struct agent *a, int ifindex, bool egress)
 		a->attached[a->n_attached++] = key;
 }
 
+/*
+ * The underlay guard goes on every link a peer is reached through, and on the links of
+ * the default routes: pod traffic the stack routes out (no peer for it, strict mode
+ * off, a route a user added) must not leave in plaintext through an uplink no peer uses.
+ */
+static int guard_ifindexes(const struct mtu_result *underlay, int wg_ifindex, int **out,
+			   size_t *count)
+{
+	struct nl_route *routes = NULL;
+	size_t n_routes = 0, n = 0;
+	int *v, ret;
+
+	ret = nl_route_list(0, &routes, &n_routes);
+	if (ret < 0)
+		return ret;
+	v = calloc(underlay->n_ifindexes + n_routes + 1, sizeof(*v));
+	if (!v) {
+		free(routes);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < underlay->n_ifindexes + n_routes; i++) {
+		int ifx = i < underlay->n_ifindexes ? underlay->ifindexes[i] :
+			  routes[i - underlay->n_ifindexes].dst_len == 0 ?
+			  routes[i - underlay->n_ifindexes].ifindex : 0;
+		size_t k;
+
+		if (ifx <= 0 || ifx == wg_ifindex)
+			continue;
+		for (k = 0; k < n && v[k] != ifx; k++)
+			;
+		if (k == n)
+			v[n++] = ifx;
+	}
+	free(routes);
+	*out = v;
+	*count = n;
+	return 0;
+}
+
 static int apply_bpf(struct agent *a, const struct topo_node *self, const struct rc_peer *desired,
 		     size_t n, int wg_ifindex, const struct mtu_result *underlay,
 		     struct agent_stats *st)
@@ -466,7 +553,8 @@ static int apply_bpf(struct agent *a, const struct topo_node *self, const struct
 	struct twill_route_key *keys = NULL;
 	struct twill_route_value *values = NULL;
 	struct rc_bpf_plan plan = { 0 };
-	size_t n_actual = 0;
+	size_t n_actual = 0, n_guards = 0;
+	int *guards = NULL;
 	double t0;
 	int ret;
 
@@ -480,6 +568,15 @@ static int apply_bpf(struct agent *a, const struct topo_node *self, const struct
 			return ret;
 		}
 		a->dp_failed_logged = false;
+		/*
+		 * The pods' programs hold the maps they were attached with: after a load that
+		 * recreated a map (a layout change) they would keep one nobody updates. Every
+		 * registered pod gets this load's program (an atomic replace).
+		 */
+		ret = datapath_attach_endpoints(a->dp);
+		if (ret < 0)
+			log_warn("agent: cannot re-attach %s to every pod: %s", TWILL_PROG_POD,
+				 strerror(-ret));
 	}
 	/* Start from what is there: fields the agent does not own (flags) are kept. */
 	bool have_cur = datapath_config_get(a->dp, &cur) == 0;
@@ -529,10 +626,15 @@ static int apply_bpf(struct agent *a, const struct topo_node *self, const struct
 		}
 		mark_attached(a, wg_ifindex, false);
 	}
-	for (size_t i = 0; i < underlay->n_ifindexes; i++) {
-		int ifx = underlay->ifindexes[i];
+	ret = guard_ifindexes(underlay, wg_ifindex, &guards, &n_guards);
+	if (ret < 0) {
+		set_error(a, "cannot list the default routes: %s", strerror(-ret));
+		goto cleanup;
+	}
+	for (size_t i = 0; i < n_guards; i++) {
+		int ifx = guards[i];
 
-		if (ifx == wg_ifindex || !needs_attach(a, ifx, true, TWILL_PROG_GUARD))
+		if (!needs_attach(a, ifx, true, TWILL_PROG_GUARD))
 			continue;
 		ret = datapath_attach_guard(a->dp, ifx);
 		if (ret < 0) {
@@ -545,6 +647,7 @@ static int apply_bpf(struct agent *a, const struct topo_node *self, const struct
 	ret = 0;
 cleanup:
 	rc_bpf_plan_clear(&plan);
+	free(guards);
 	free(keys);
 	free(values);
 	return ret;
