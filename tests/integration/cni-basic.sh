@@ -56,7 +56,7 @@ for v in 0.3.0 0.3.1 0.4.0 1.0.0 1.1.0; do
 
   cn_log "CHECK in $v"
   if [ "$v" != 0.3.0 ] && [ "$v" != 0.3.1 ]; then
-    cn_conf "$v" "\"prevResult\":$out" | cn_run CHECK "$id" "$pod" eth0 || cn_fail "CHECK $v failed"
+    err=$(cn_conf "$v" "\"prevResult\":$out" | cn_run CHECK "$id" "$pod" eth0) || cn_fail "CHECK $v failed: $err"
   else
     err=$(cn_conf "$v" "\"prevResult\":$out" | cn_run CHECK "$id" "$pod" eth0) && cn_fail "CHECK allowed in $v"
     echo "$err" | jq -e '.code == 1' >/dev/null || cn_fail "CHECK in $v: $err"
