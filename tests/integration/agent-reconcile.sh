@@ -8,10 +8,16 @@
 # - the MTU follows the smallest underlay in use: 1500 - 60 = 1440;
 # - a fourth node added to the topology while an n1->n2 pod ping runs becomes
 #   reachable, and the running ping loses nothing;
+# - n1's agent restarted with --metrics: every peer has rx/tx bytes and seconds since
+#   its handshake, and the reconcile and error counters are there; every peer has the
+#   default persistent keepalive of 25 s;
 # - kill -9 of the agent and a restart: the ping runs on, the restarted agent adopts
-#   every peer unchanged;
-# - a bad topology keeps the last good state and is reported in node.json; drift (a
-#   deleted route or peer) is repaired on SIGHUP; a removed node loses its peer and route;
+#   every peer unchanged, including one whose endpoint WireGuard roamed to another
+#   address (it stays where it roamed);
+# - a bad topology, or one without this node, keeps the last good state and is reported
+#   in node.json and the error counter; drift (a deleted route or peer) is repaired by
+#   the periodic resync alone, and on SIGHUP; a removed node loses its peer and route;
+# - --keepalive 7 sets every peer's persistent keepalive to 7;
 # - SIGTERM leaves the dataplane running; `twilld cleanup` removes what the agent made
 #   but keeps the key.
 set -euo pipefail
@@ -70,7 +76,27 @@ key_of() { jq -r --arg n "$1" '.nodes[] | select(.name == $n) | .public_key' "$L
 wgdev() { echo "$P-$1-wg"; }
 endpoint() { in_ns "$P-$1" wg show "$(wgdev "$1")" endpoints | awk -v k="$(key_of "$2")" '$1 == k {print $2}'; }
 npeers() { in_ns "$P-$1" wg show "$(wgdev "$1")" peers | wc -l; }
+endpoint_is() { [ "$(endpoint "$1" "$2")" = "$3" ]; }
 agent_pid() { cat "$LABDIR/$1/twilld.pid"; }
+
+# restart_agent NODE [FLAGS...]: SIGTERM, then the same command line plus FLAGS; waits
+# for the first reconcile and prints its log line
+restart_agent() {
+	local node=$1 pid newpid
+	shift
+	pid=$(agent_pid "$node")
+	mapfile -d '' -t ARGS < "/proc/$pid/cmdline"
+	kill -TERM "$pid"
+	wait_for 5 bash -c "! kill -0 $pid 2> /dev/null" || fail "$node's agent ignored SIGTERM"
+	setsid nsenter --net="/var/run/netns/$P-$node" -- "${ARGS[@]}" "$@" < /dev/null \
+		>> "$LABDIR/$node/twilld.out" 2>&1 &
+	newpid=$!
+	echo "$newpid" > "$LABDIR/$node/twilld.pid"
+	wait_for 10 grep -q "twilld\[$newpid\] info: agent: reconciled" "$LABDIR/$node/twilld.log" ||
+		fail "the restarted agent on $node did not reconcile"
+	grep "twilld\[$newpid\] info: agent: reconciled" "$LABDIR/$node/twilld.log" | head -n 1
+}
+keepalives() { in_ns "$P-$1" wg show "$(wgdev "$1")" persistent-keepalive | awk '{print $2}' | sort -u | xargs; }
 
 # wait_for SECONDS CMD...: polls a condition, bounded
 wait_for() {
@@ -136,6 +162,29 @@ for c in n1-eth0 n1-eth1 n2-eth0 n2-eth1 n3-eth0; do
 done
 echo "ok: captures: n1<->n2 only on rack-a, n1<->n3 and n2<->n3 only on the public links"
 
+# --- metrics and keepalive: n1's agent restarted (SIGTERM) with --metrics and --resync 2 --
+[ "$(keepalives n1)" = 25 ] || fail "n1's peers have persistent keepalive '$(keepalives n1)', not the default 25"
+MPORT=$((9200 + $$ % 700))
+line=$(restart_agent n1 --metrics "127.0.0.1:$MPORT" --resync 2)
+[[ $line == *"peers +0 -0 ~0 =2"* ]] || fail "a clean restart changed peers: $line"
+echo "ok: default persistent keepalive 25 on every peer; a clean restart changes nothing"
+scrape() { in_ns "$P-n1" curl -sf -m 5 "http://127.0.0.1:$MPORT/metrics" > "$WORK/$1.prom" || fail "no answer from n1's metrics endpoint"; }
+metric() { awk -v m="$2" '$1 == m {print $2}' "$WORK/$1.prom"; }
+scrape m1
+for peer in n2 n3; do
+	labels="{peer=\"$peer\",public_key=\"$(key_of "$peer")\"}"
+	for m in twill_peer_rx_bytes_total twill_peer_tx_bytes_total; do
+		v=$(metric m1 "$m$labels")
+		[ -n "$v" ] && [ "$v" -gt 0 ] || fail "$m$labels is '$v': $(grep "$peer" "$WORK/m1.prom")"
+	done
+	v=$(metric m1 "twill_peer_seconds_since_handshake$labels")
+	[ -n "$v" ] && [ "$v" -ge 0 ] && [ "$v" -lt 180 ] || fail "twill_peer_seconds_since_handshake$labels is '$v'"
+done
+[ "$(metric m1 twill_peers)" = 2 ] || fail "twill_peers is '$(metric m1 twill_peers)'"
+[ "$(metric m1 twill_reconciles_total)" -ge 1 ] || fail "twill_reconciles_total is '$(metric m1 twill_reconciles_total)'"
+[ "$(metric m1 twill_reconcile_errors_total)" = 0 ] || fail "twill_reconcile_errors_total is '$(metric m1 twill_reconcile_errors_total)'"
+echo "ok: metrics: rx/tx bytes and seconds since handshake for n2 and n3, reconciles $(metric m1 twill_reconciles_total), errors 0"
+
 # --- a fourth node joins while n1-p1 pings n2-p1 --------------------------------------
 # ping_start NAME FROM TO: a ping every 0.1 s until ping_check NAME stops it with SIGINT
 # (however long the action takes) and checks that every echo sent before the last was
@@ -178,6 +227,13 @@ ping_check join
 pid=$(agent_pid n1)
 [ "$(basename "$(readlink -f "/proc/$pid/exe")")" = twilld ] || fail "pid $pid is not twilld"
 mapfile -d '' -t ARGS < "/proc/$pid/cmdline"
+# n2 sends to n1's public address first, so n1 sees n2 roam to 198.18.0.2 and answers
+# there (what a NAT between them would cause); the agents leave it: the topology did not
+# change. (n1 speaking first would pull n2 back to rack-a: WireGuard roams both ways.)
+in_ns "$P-n2" wg set "$(wgdev n2)" peer "$(key_of n1)" endpoint 198.18.0.1:51820
+pingpod n2-p1 n1-p1
+wait_for 10 endpoint_is n1 n2 198.18.0.2:51820 ||
+	fail "n1 did not see n2 roam to 198.18.0.2 (endpoint '$(endpoint n1 n2)')"
 ping_start restart n1-p1 n2-p1
 sleep 1
 kill -9 "$pid"
@@ -191,8 +247,12 @@ wait_for 10 grep -q "twilld\[$newpid\] info: agent: reconciled" "$LABDIR/n1/twil
 line=$(grep "twilld\[$newpid\] info: agent: reconciled" "$LABDIR/n1/twilld.log" | head -n 1)
 [[ $line == *"peers +0 -0 ~0 =3"* ]] || fail "the restarted agent changed peers: $line"
 [[ $line == *"routes ~0 -0"* ]] || fail "the restarted agent changed routes: $line"
-echo "ok: restarted agent adopted the device: ${line#*reconciled }"
+[ "$(endpoint n1 n2)" = 198.18.0.2:51820 ] || fail "the restart moved n2's roamed endpoint to '$(endpoint n1 n2)'"
+echo "ok: restarted agent adopted the device, n2's roamed endpoint kept: ${line#*reconciled }"
 ping_check restart
+in_ns "$P-n2" wg set "$(wgdev n2)" peer "$(key_of n1)" endpoint 198.19.0.1:51820
+pingpod n2-p1 n1-p1
+wait_for 10 endpoint_is n1 n2 198.19.0.2:51820 || fail "n2 did not roam back to rack-a: '$(endpoint n1 n2)'"
 
 # --- a bad topology keeps the last good state -----------------------------------------
 cp "$TOPO" "$WORK/good.json"
@@ -208,21 +268,44 @@ wait_for 5 grep -q "node 'n2': annotation twill.dev/public-key 'bm90IGEga2V5' is
 	"$LABDIR/n1/twilld.log" || fail "no log line naming n2's bad key"
 [ "$(npeers n1)" = 3 ] || fail "a bad topology changed n1's peers"
 in_ns "$P-n1-p1" ping -c 2 -i 0.2 -W 2 "$(ip_of n2-p1)" > /dev/null || fail "pods stopped talking on a bad topology"
+# this node missing: n1 keeps what it has (the others drop n1, as they should)
+jq '.items |= map(select(.metadata.name != "n1"))' "$WORK/good.json" > "$TOPO.tmp"
+mv "$TOPO.tmp" "$TOPO"
+wait_for 5 bash -c "jq -e '.lastError | test(\"node .n1. is not in the topology\")' $LABDIR/n1/state/node.json > /dev/null" ||
+	fail "n1's node.json does not say n1 is missing: $(jq -r .lastError "$LABDIR/n1/state/node.json")"
+[ "$(npeers n1)" = 3 ] || fail "n1 missing from the topology changed its peers: $(npeers n1)"
+[ "$(ip -n "$P-n1" route show dev "$(wgdev n1)" | grep -c /24)" = 3 ] || fail "n1 missing from the topology changed its routes"
+[ -e "$LABDIR/n1/net.d/10-twill.conflist" ] || fail "n1 missing from the topology removed its conflist"
+scrape m2
+[ "$(metric m2 twill_reconcile_errors_total)" -ge 3 ] ||
+	fail "3 rejected topologies, twill_reconcile_errors_total is '$(metric m2 twill_reconcile_errors_total)'"
+[ "$(metric m2 twill_reconciles_total)" -gt "$(metric m1 twill_reconciles_total)" ] || fail "twill_reconciles_total did not grow"
 cp "$WORK/good.json" "$TOPO.tmp"
 mv "$TOPO.tmp" "$TOPO"
 wait_for 5 bash -c "jq -e '.lastError == \"\"' $LABDIR/n1/state/node.json > /dev/null" ||
 	fail "n1's node.json still reports an error after the good topology came back"
-echo "ok: bad topologies (invalid JSON, bad key) logged, last good state kept"
+pingpod n1-p1 n2-p1
+echo "ok: bad topologies (invalid JSON, bad key, this node missing) logged and counted ($(metric m2 twill_reconcile_errors_total) errors), last good state kept"
 
-# --- drift on the node is repaired (SIGHUP; the periodic resync does the same) ---------
+# --- drift on the node is repaired: by the periodic resync (n1, every 2 s), on SIGHUP (n2)
 ip -n "$P-n1" route del 10.244.3.0/24
 in_ns "$P-n1" wg set "$(wgdev n1)" peer "$(key_of n3)" remove
-kill -HUP "$(agent_pid n1)"
-wait_for 5 bash -c "ip -n $P-n1 route show 10.244.3.0/24 | grep -q 'dev $(wgdev n1)'" ||
-	fail "SIGHUP did not restore the route to n3's pods"
-wait_for 5 bash -c "[ \$(nsenter --net=/var/run/netns/$P-n1 wg show $(wgdev n1) peers | wc -l) = 3 ]" ||
-	fail "SIGHUP did not restore n3's peer"
+wait_for 6 bash -c "ip -n $P-n1 route show 10.244.3.0/24 | grep -q 'dev $(wgdev n1)'" ||
+	fail "the periodic resync did not restore the route to n3's pods"
+wait_for 6 bash -c "[ \$(nsenter --net=/var/run/netns/$P-n1 wg show $(wgdev n1) peers | wc -l) = 3 ]" ||
+	fail "the periodic resync did not restore n3's peer"
 pingpod n1-p1 n3-p1
+echo "ok: a deleted route and peer came back without a signal (periodic resync)"
+ip -n "$P-n2" route del 10.244.3.0/24
+in_ns "$P-n2" wg set "$(wgdev n2)" peer "$(key_of n3)" remove
+sleep 1
+[ -z "$(ip -n "$P-n2" route show 10.244.3.0/24)" ] || fail "n2's route came back before SIGHUP: the test shows nothing"
+kill -HUP "$(agent_pid n2)"
+wait_for 5 bash -c "ip -n $P-n2 route show 10.244.3.0/24 | grep -q 'dev $(wgdev n2)'" ||
+	fail "SIGHUP did not restore the route to n3's pods"
+wait_for 5 bash -c "[ \$(nsenter --net=/var/run/netns/$P-n2 wg show $(wgdev n2) peers | wc -l) = 3 ]" ||
+	fail "SIGHUP did not restore n3's peer"
+pingpod n2-p1 n3-p1
 echo "ok: a deleted route and peer came back on SIGHUP"
 
 # --- a removed node loses its peer and route ------------------------------------------
@@ -235,6 +318,14 @@ in_ns "$P-n1-p1" ping -c 2 -i 0.2 -W 2 "$(ip_of n2-p1)" > /dev/null || fail "n1-
 cp "$WORK/good.json" "$TOPO.tmp"
 mv "$TOPO.tmp" "$TOPO"
 echo "ok: removed node: peer and route gone"
+
+# --- --keepalive ----------------------------------------------------------------------
+npeers_is() { [ "$(npeers "$1")" = "$2" ]; }
+wait_for 5 npeers_is n3 3 || fail "n3 did not take n4 back: $(npeers n3) peers"
+line=$(restart_agent n3 --keepalive 7)
+[[ $line == *"peers +0 -0 ~3 =0"* ]] || fail "--keepalive 7 did not update n3's 3 peers: $line"
+[ "$(keepalives n3)" = 7 ] || fail "n3's peers have persistent keepalive '$(keepalives n3)' after --keepalive 7"
+echo "ok: --keepalive 7: every peer of n3 has persistent keepalive 7"
 
 # --- SIGTERM leaves the dataplane; cleanup removes it ---------------------------------
 pid=$(agent_pid n3)
