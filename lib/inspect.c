@@ -56,6 +56,14 @@ const char *inspect_reason_description(int reason)
 	return reason >= 0 && reason < TWILL_R_MAX ? reasons[reason].description : "?";
 }
 
+double inspect_rate(uint64_t prev, uint64_t cur, double secs)
+{
+	/* Counters only grow; one that went back was reset by a reload of the dataplane. */
+	if (cur < prev || secs <= 0)
+		return 0;
+	return (double)(cur - prev) / secs;
+}
+
 const char *inspect_addr_kind_name(enum inspect_addr_kind kind)
 {
 	switch (kind) {

@@ -100,6 +100,8 @@ void inspect_index_free(struct inspect_index *ix);
 const char *inspect_reason_enum_name(int reason);
 const char *inspect_reason_name(int reason);
 const char *inspect_reason_description(int reason);
+/* Per-second rate between two reads of a counter; 0 when it went back (a reset). */
+double inspect_rate(uint64_t prev, uint64_t cur, double secs);
 
 const struct inspect_link *inspect_link_by_index(const struct inspect_snapshot *s, int ifindex);
 const struct inspect_link *inspect_link_by_name(const struct inspect_snapshot *s, const char *name);

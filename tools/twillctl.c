@@ -164,6 +164,8 @@ static const char help_counters[] =
 	"  DESCRIPTION  what the reason means\n"
 	"With --watch, every SECS seconds (default 1): PKT/S and BYTES/S over the interval;\n"
 	"--count N stops after N intervals. With --json, one JSON object per interval.\n"
+	"A counter lower than at the last read was reset (the dataplane was reloaded): its\n"
+	"rate shows 0 for that interval, and the interval says 'counters reset'.\n"
 	"Exit 1 when no dataplane is loaded.\n";
 
 static const char help_key[] =
@@ -852,6 +854,7 @@ static int cmd_counters(struct ctl *ctl, const struct inspect_snapshot *s)
 	struct timespec t0, t1;
 	sigset_t stop;
 	long done = 0;
+	bool reset;
 
 	if (!s->dp_loaded || !s->have_counters) {
 		fprintf(stderr, "twillctl: no dataplane loaded in '%s': no counters\n", s->pin_dir);
@@ -911,10 +914,13 @@ static int cmd_counters(struct ctl *ctl, const struct inspect_snapshot *s)
 		if (dt <= 0)
 			dt = 1;
 		table_row(&t, "REASON", "PKT/S", "BYTES/S", "PACKETS", "BYTES");
+		reset = false;
 		for (int r = 0; r < TWILL_R_MAX; r++) {
-			double pr = (double)(cur[r].packets - prev[r].packets) / dt;
-			double br = (double)(cur[r].bytes - prev[r].bytes) / dt;
+			double pr = inspect_rate(prev[r].packets, cur[r].packets, dt);
+			double br = inspect_rate(prev[r].bytes, cur[r].bytes, dt);
 			char a[32], b[32], c[32], d[32];
+
+			reset |= cur[r].packets < prev[r].packets || cur[r].bytes < prev[r].bytes;
 
 			snprintf(a, sizeof(a), "%.1f", pr);
 			snprintf(b, sizeof(b), "%.1f", br);
@@ -927,7 +933,8 @@ static int cmd_counters(struct ctl *ctl, const struct inspect_snapshot *s)
 				"bytes", (json_int_t)cur[r].bytes));
 		}
 		if (ctl->json) {
-			json_t *j = json_pack("{s:f,s:o}", "interval", dt, "rates", arr);
+			json_t *j = json_pack("{s:f,s:b,s:o}", "interval", dt, "reset", reset,
+					      "rates", arr);
 
 			table_free(&t);
 			json_dumpf(j, stdout, JSON_COMPACT);
@@ -936,7 +943,8 @@ static int cmd_counters(struct ctl *ctl, const struct inspect_snapshot *s)
 			json_decref(j);
 		} else {
 			json_decref(arr);
-			printf("--- every %us (%.2fs measured)\n", ctl->watch_secs, dt);
+			printf("--- every %us (%.2fs measured)%s\n", ctl->watch_secs, dt,
+			       reset ? ", counters reset (the dataplane was reloaded)" : "");
 			table_print(&t);
 			fflush(stdout);
 		}
