@@ -566,6 +566,33 @@ static void peer_describe(const struct inspect_snapshot *s, const struct wg_peer
 	*is_private = private;
 }
 
+/*
+ * Since when the peer has been configured, in unix seconds (0 unknown). WireGuard keeps
+ * no such time, so it comes from what the agent did in the same reconcile that added
+ * the peer: the route map entry for the peer's CIDR, which lib/datapath.c stamps when the
+ * CIDR is first routed and keeps across updates (exact). Without one (an agent run with
+ * --no-bpf, a map from before the stamp), the running agent's start from node.json: a
+ * peer the agent adopted from its predecessor is older than that, so the answer is
+ * never too old, which is the side to err on; a peer added later than the start is
+ * taken as configured then.
+ */
+static int64_t peer_configured_since(const struct inspect_snapshot *s, const struct wg_peer *p)
+{
+	for (size_t j = 0; p && j < p->n_allowed_ips; j++) {
+		const struct wg_allowed_ip *a = &p->allowed_ips[j];
+		ssize_t r;
+
+		if (a->family != AF_INET)
+			continue;
+		r = route_exact(s, a->ip4, a->cidr);
+		if (r >= 0 && s->route_values[r].since)
+			return s->route_values[r].since;
+	}
+	if (s->have_state && s->state.agent_start_unix > 0)
+		return s->state.agent_start_unix;
+	return 0;
+}
+
 int inspect_peers(const struct inspect_snapshot *s, struct inspect_peer_row **out,
 		  size_t *count)
 {
@@ -579,11 +606,22 @@ int inspect_peers(const struct inspect_snapshot *s, struct inspect_peer_row **ou
 		const struct wg_peer *p = &s->wg->peers[i];
 		struct inspect_peer_row *r = &rows[i];
 
+		int64_t since = peer_configured_since(s, p);
+
 		r->peer = p;
 		peer_describe(s, p, NULL, r->node, r->path, &r->is_private);
+		r->configured_age = since ? s->now - since : -1;
+		if (since && r->configured_age < 0)
+			r->configured_age = 0;
 		if (p->last_handshake_sec <= 0) {
+			/*
+			 * WireGuard shakes hands on the first packet: an idle peer of a fresh
+			 * node has none yet and is not broken. Unknown age: stale, as before.
+			 */
 			r->handshake_age = -1;
-			r->stale = true;
+			r->stale = r->configured_age < 0 ||
+				   r->configured_age > INSPECT_STALE_HANDSHAKE_SEC;
+			r->pending = !r->stale;
 		} else {
 			r->handshake_age = s->now - p->last_handshake_sec;
 			if (r->handshake_age < 0)
@@ -1200,6 +1238,10 @@ int inspect_health(const struct inspect_snapshot *s, struct inspect_health *out)
 	for (size_t i = 0; i < n_peers; i++) {
 		const char *who = peers[i].node;
 
+		if (peers[i].pending) {
+			h.peers_pending++;
+			continue;
+		}
 		if (!peers[i].stale) {
 			h.peers_up++;
 			continue;
@@ -1209,7 +1251,10 @@ int inspect_health(const struct inspect_snapshot *s, struct inspect_health *out)
 			memcpy(key + 8, "...", 4);
 			who = key;
 		}
-		if (peers[i].handshake_age < 0)
+		if (peers[i].handshake_age < 0 && peers[i].configured_age >= 0)
+			problem(&h, "peer %s: no handshake in the %lld s since it was configured", who,
+				(long long)peers[i].configured_age);
+		else if (peers[i].handshake_age < 0)
 			problem(&h, "peer %s: no handshake ever", who);
 		else
 			problem(&h, "peer %s: no handshake for %lld s", who,

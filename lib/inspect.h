@@ -115,7 +115,9 @@ struct inspect_peer_row {
 	char path[TOPO_NAME_MAX];            /* private network name, "private" or "public" */
 	bool is_private;
 	int64_t handshake_age;               /* seconds, -1 when never */
-	bool stale;
+	int64_t configured_age;              /* seconds since the peer was configured, -1 unknown */
+	bool stale;                          /* no handshake for 180 s, or none in 180 s configured */
+	bool pending;                        /* no handshake yet, configured under 180 s ago */
 };
 int inspect_peers(const struct inspect_snapshot *s, struct inspect_peer_row **out,
 		  size_t *count);
@@ -188,6 +190,7 @@ int inspect_trace(const struct inspect_snapshot *s, struct in_addr src, struct i
 struct inspect_health {
 	bool healthy;
 	size_t peers_up, peers_total;
+	size_t peers_pending;                /* no handshake yet, configured under 180 s ago */
 	size_t pods;
 	char problems[INSPECT_MAX_PROBLEMS][INSPECT_TEXT_MAX];
 	size_t n_problems;

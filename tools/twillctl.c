@@ -81,10 +81,17 @@ static const char help_status[] =
 	"  pod MTU         MTU the CNI plugin gives pods\n"
 	"  strict mode     on: cluster traffic with no route is dropped, not passed to the stack\n"
 	"  dataplane       loaded (pinned maps open) or not, and the pin folder\n"
+	"  services        (with a dataplane) on: the programs look connections up in conntrack\n"
+	"                  and hand NATed ones (Kubernetes Services) to the stack; off: the\n"
+	"                  kernel had no conntrack kfuncs at load, Services between pods break\n"
 	"  programs        which twill TC program is attached where (device and hook)\n"
-	"  peers           peers with a handshake in the last 180 s / all peers\n"
+	"  peers           peers with a handshake in the last 180 s / all peers, and how many\n"
+	"                  are pending (configured under 180 s ago, no handshake yet: healthy)\n"
 	"  pods            allocations in the IPAM store\n"
-	"  last reconcile  when the agent last reconciled successfully, and its last error\n"
+	"  last reconcile  when the agent last reconciled successfully ('never': not yet)\n"
+	"  last error      the error of the agent's last reconcile, 'none' when it succeeded\n"
+	"  last recovery   (only when there was one) how long ago and what the agent last\n"
+	"                  repaired by itself, e.g. a WireGuard device or program put back\n"
 	"  health          healthy, or UNHEALTHY followed by one line per problem ('-');\n"
 	"                  warnings ('~') do not make it unhealthy: a pod whose packets take\n"
 	"                  the kernel's route because its endpoint entry or program is missing\n"
@@ -103,7 +110,11 @@ static const char help_peers[] =
 	"  HANDSHAKE   time since the last handshake, 'never' when none\n"
 	"  RX, TX      bytes received from and sent to the peer\n"
 	"  KEEPALIVE   persistent keepalive interval, 'off' when none\n"
-	"  STATUS      ok, or STALE when there was no handshake for over 180 s\n"
+	"  STATUS      ok; pending: no handshake yet, configured under 180 s ago (WireGuard\n"
+	"              shakes hands on the first packet, so an idle new peer has none); STALE:\n"
+	"              no handshake for over 180 s, or none since it was configured over 180 s\n"
+	"              ago (configured: when the agent first routed its pod CIDR, else the\n"
+	"              agent's start)\n"
 	"  PUBLIC KEY  the peer's public key\n"
 	"Exit 1 when a peer is stale or the device cannot be read.\n";
 
@@ -392,6 +403,7 @@ static int cmd_status(struct ctl *ctl, const struct inspect_snapshot *s)
 		json_object_set_new(j, "pod_veths_attached", json_integer((json_int_t)veths_attached));
 		json_object_set_new(j, "peers_up", json_integer((json_int_t)h.peers_up));
 		json_object_set_new(j, "peers_total", json_integer((json_int_t)h.peers_total));
+		json_object_set_new(j, "peers_pending", json_integer((json_int_t)h.peers_pending));
 		json_object_set_new(j, "pods", json_integer((json_int_t)h.pods));
 		json_object_set_new(j, "last_reconcile_unix", s->have_state && s->state.last_reconcile_unix ?
 			json_integer(s->state.last_reconcile_unix) : json_null());
@@ -460,7 +472,12 @@ static int cmd_status(struct ctl *ctl, const struct inspect_snapshot *s)
 		putchar('\n');
 	}
 	json_decref(progs);
-	printf("peers:           %zu up / %zu total\n", h.peers_up, h.peers_total);
+	if (h.peers_pending)
+		printf("peers:           %zu up / %zu total (%zu pending: configured under %d s "
+		       "ago, no handshake yet)\n", h.peers_up, h.peers_total, h.peers_pending,
+		       INSPECT_STALE_HANDSHAKE_SEC);
+	else
+		printf("peers:           %zu up / %zu total\n", h.peers_up, h.peers_total);
 	printf("pods:            %zu\n", h.pods);
 	if (s->have_state) {
 		if (s->state.last_reconcile_unix)
@@ -543,8 +560,8 @@ static int cmd_peers(struct ctl *ctl, const struct inspect_snapshot *s)
 		healthy &= !r->stale;
 		table_row(&t, r->node, cidrs, ep, r->path, age_str(r->handshake_age, hs, sizeof(hs)),
 			  bytes_str(p->rx_bytes, rx, sizeof(rx)), bytes_str(p->tx_bytes, tx, sizeof(tx)),
-			  ka, r->stale ? "STALE" : "ok", key);
-		json_array_append_new(arr, json_pack("{s:o,s:s,s:o,s:o,s:s,s:b,s:o,s:o,s:I,s:I,s:i,s:b}",
+			  ka, r->stale ? "STALE" : r->pending ? "pending" : "ok", key);
+		json_array_append_new(arr, json_pack("{s:o,s:s,s:o,s:o,s:s,s:b,s:o,s:o,s:o,s:I,s:I,s:i,s:b,s:b}",
 			"node", json_str_or_null(r->node),
 			"public_key", key,
 			"pod_cidrs", jc,
@@ -555,10 +572,13 @@ static int cmd_peers(struct ctl *ctl, const struct inspect_snapshot *s)
 				json_integer(p->last_handshake_sec) : json_null(),
 			"handshake_age", r->handshake_age >= 0 ? json_integer(r->handshake_age) :
 				json_null(),
+			"configured_age", r->configured_age >= 0 ? json_integer(r->configured_age) :
+				json_null(),
 			"rx_bytes", (json_int_t)p->rx_bytes,
 			"tx_bytes", (json_int_t)p->tx_bytes,
 			"keepalive", (int)p->keepalive_interval,
-			"stale", r->stale));
+			"stale", r->stale,
+			"pending", r->pending));
 	}
 	free(rows);
 	if (ctl->json) {

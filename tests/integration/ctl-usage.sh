@@ -52,8 +52,8 @@ echo "ok: usage errors exit 2"
 ctl --help
 expect_rc 0 "--help"
 declare -A COLUMNS=(
-	[status]="node|pod CIDR|wireguard|public key|pod MTU|strict mode|dataplane|programs|peers|pods|last reconcile|health"
-	[peers]="NODE|POD CIDR|ENDPOINT|PATH|HANDSHAKE|RX, TX|KEEPALIVE|STATUS|PUBLIC KEY"
+	[status]="node|pod CIDR|wireguard|public key|pod MTU|strict mode|dataplane|services|programs|peers|pods|last reconcile|last error|last recovery|health"
+	[peers]="NODE|POD CIDR|ENDPOINT|PATH|HANDSHAKE|RX, TX|KEEPALIVE|STATUS|pending|STALE|PUBLIC KEY"
 	[routes]="CIDR|NODE|BPF|KERNEL|WIREGUARD|STATUS"
 	[pods]="CONTAINER|IFNAME|POD IP|HOST VETH|MAC|PROGRAM|STATUS"
 	[trace]="program|match|verdict|peer|endpoint|path|MTU"

@@ -846,6 +846,96 @@ Test(inspect, peers_stale_after_three_minutes_or_never, .init = setup)
 	cr_expect(h.healthy);
 }
 
+static void route_since(const char *net, int64_t since)
+{
+	for (size_t i = 0; i < fx.s.n_routes; i++)
+		if (fx.rkeys[i].addr == ip(net).s_addr) {
+			fx.rvals[i].since = (__u32)since;
+			return;
+		}
+	cr_assert_fail("no route %s in the fixture", net);
+}
+
+/* A node that just started, nothing sent yet: no handshake anywhere, and healthy. */
+Test(inspect, peers_without_handshake_are_pending_while_newly_configured, .init = setup)
+{
+	struct inspect_peer_row *rows;
+	struct inspect_health h;
+	size_t n;
+
+	fx.peers[0].last_handshake_sec = 0;
+	fx.peers[1].last_handshake_sec = 0;
+	route_since("10.244.2.0", NOW - 5);
+	route_since("10.244.3.0", NOW - 180);
+	cr_assert_eq(inspect_peers(&fx.s, &rows, &n), 0);
+	cr_assert_eq(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		cr_expect(rows[i].pending, "peer %zu not pending", i);
+		cr_expect_not(rows[i].stale, "peer %zu stale", i);
+		cr_expect_eq(rows[i].handshake_age, -1);
+	}
+	cr_expect_eq(rows[0].configured_age, 5);
+	cr_expect_eq(rows[1].configured_age, 180);
+	free(rows);
+	cr_assert_eq(inspect_health(&fx.s, &h), 0);
+	cr_expect(h.healthy, "an idle new node is unhealthy: %s", h.problems[0]);
+	cr_expect_eq(h.peers_up, 0);
+	cr_expect_eq(h.peers_pending, 2);
+	cr_expect_eq(h.peers_total, 2);
+
+	/* past 180 s configured and still no handshake: something is wrong */
+	route_since("10.244.3.0", NOW - 181);
+	cr_assert_eq(inspect_peers(&fx.s, &rows, &n), 0);
+	cr_expect(rows[1].stale);
+	cr_expect_not(rows[1].pending);
+	free(rows);
+	cr_assert_eq(inspect_health(&fx.s, &h), 0);
+	cr_expect_not(h.healthy);
+	cr_expect_eq(h.peers_pending, 1);
+	cr_expect(strstr(h.problems[0], "peer n3: no handshake in the 181 s since it was configured"),
+		  "'%s'", h.problems[0]);
+}
+
+/* Without a stamped route (--no-bpf, an older map) the agent's start is the clock. */
+Test(inspect, peers_configured_since_falls_back_to_the_agent_start, .init = setup)
+{
+	struct inspect_peer_row *rows;
+	size_t n;
+
+	fx.peers[0].last_handshake_sec = 0;
+	fx.s.state.agent_start_unix = NOW - 30;
+	cr_assert_eq(inspect_peers(&fx.s, &rows, &n), 0);
+	cr_expect(rows[0].pending);
+	cr_expect_eq(rows[0].configured_age, 30);
+	free(rows);
+	fx.s.state.agent_start_unix = NOW - 400;
+	cr_assert_eq(inspect_peers(&fx.s, &rows, &n), 0);
+	cr_expect(rows[0].stale);
+	free(rows);
+	/* the route's own time wins over the agent's start */
+	route_since("10.244.2.0", NOW - 20);
+	cr_assert_eq(inspect_peers(&fx.s, &rows, &n), 0);
+	cr_expect(rows[0].pending);
+	cr_expect_eq(rows[0].configured_age, 20);
+	free(rows);
+	/* neither: as before, a peer that never shook hands is stale */
+	route_since("10.244.2.0", 0);
+	fx.s.state.agent_start_unix = 0;
+	cr_assert_eq(inspect_peers(&fx.s, &rows, &n), 0);
+	cr_expect(rows[0].stale);
+	cr_expect_eq(rows[0].configured_age, -1);
+	free(rows);
+}
+
+Test(inspect, rate_is_zero_when_a_counter_went_back)
+{
+	cr_expect_float_eq(inspect_rate(100, 300, 2.0), 100.0, 1e-9);
+	cr_expect_float_eq(inspect_rate(300, 300, 1.0), 0.0, 1e-9);
+	/* a reload restarted the counters: not 1.8e19 packets per second */
+	cr_expect_float_eq(inspect_rate(5000, 12, 1.0), 0.0, 1e-9);
+	cr_expect_float_eq(inspect_rate(0, 10, 0.0), 0.0, 1e-9);
+}
+
 Test(inspect, health_of_healthy_node, .init = setup)
 {
 	struct inspect_health h;
