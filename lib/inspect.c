@@ -989,7 +989,12 @@ static void trace_wireguard(const struct inspect_snapshot *s, struct inspect_tra
 			}
 		}
 		inet_ntop(AF_INET, &t->dst, ep, sizeof(ep));
-		step(t, "WireGuard: no peer's allowed IPs hold %s: WireGuard drops it (no key)", ep);
+		step(t, "WireGuard: no peer's allowed IPs hold %s: WireGuard drops it (no peer)", ep);
+		/* handed to the device, but it goes nowhere: a drop, whatever led there */
+		snprintf(t->verdict, sizeof(t->verdict), "drop");
+		t->wg_drop = true;
+		t->out_ifname[0] = '\0';
+		t->mtu = 0;
 		return;
 	}
 	t->has_peer = true;

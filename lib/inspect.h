@@ -170,6 +170,7 @@ struct inspect_trace {
 	uint8_t match_prefixlen;
 	int reason;                          /* enum twill_reason, -1 when no program */
 	char verdict[32];                    /* "redirect", "drop", "kernel stack" */
+	bool wg_drop;                        /* dropped by WireGuard: no peer holds dst */
 	char out_ifname[IF_NAMESIZE];        /* where it leaves, "" when dropped */
 	bool has_peer;
 	uint8_t peer_key[WG_KEY_LEN];

@@ -157,7 +157,9 @@ static const char help_trace[] =
 	"  program     twill program that sees the packet and where (device, hook)\n"
 	"  match       the map entry that matches: endpoint /32 or route with its prefix\n"
 	"  verdict     redirect to a veth or the WireGuard device, drop, or kernel stack,\n"
-	"              with the reason code (enum twill_reason) the program counts\n"
+	"              with the reason code (enum twill_reason) the program counts; 'drop:\n"
+	"              WireGuard has no peer for DST' when the packet reaches the device but\n"
+	"              no peer's allowed IPs hold DST\n"
 	"  peer        WireGuard peer (node, public key) chosen by its allowed IPs\n"
 	"  endpoint    the address:port WireGuard encrypts to\n"
 	"  path        private network's name, or public\n"
@@ -764,7 +766,9 @@ static int cmd_trace(struct ctl *ctl, const struct inspect_snapshot *s, const ch
 		snprintf(m, sizeof(m), "none");
 	else
 		cidr_str(t.match_net, t.match_prefixlen, m);
-	if (dropped)
+	if (dropped && t.wg_drop)
+		snprintf(verdict, sizeof(verdict), "drop: WireGuard has no peer for %s", dst);
+	else if (dropped)
 		snprintf(verdict, sizeof(verdict), "drop: %s (%s)", inspect_reason_enum_name(t.reason),
 			 inspect_reason_description(t.reason));
 	else if (!strcmp(t.verdict, "redirect"))
@@ -791,6 +795,8 @@ static int cmd_trace(struct ctl *ctl, const struct inspect_snapshot *s, const ch
 		json_object_set_new(j, "match", json_string(t.match));
 		json_object_set_new(j, "match_cidr", strcmp(t.match, "none") ? json_string(m) : json_null());
 		json_object_set_new(j, "verdict", json_string(t.verdict));
+		json_object_set_new(j, "dropped_by", !dropped ? json_null() :
+			json_string(t.wg_drop ? "wireguard" : "twill"));
 		json_object_set_new(j, "reason", t.reason >= 0 ?
 			json_string(inspect_reason_enum_name(t.reason)) : json_null());
 		json_object_set_new(j, "out_ifname", json_str_or_null(t.out_ifname));

@@ -485,10 +485,25 @@ Test(inspect, trace_says_wireguard_drops_without_peer, .init = setup)
 
 	fx.wg.n_peers = 1; /* n3's peer is gone but its route is still there */
 	cr_assert_eq(inspect_trace(&fx.s, ip("10.244.1.2"), ip("10.244.3.9"), &t), 0);
+	/* the program counts it into WireGuard, which has no peer for it: a drop */
 	cr_expect_eq(t.reason, TWILL_R_TO_WIREGUARD);
+	cr_expect_str_eq(t.verdict, "drop");
+	cr_expect(t.wg_drop);
+	cr_expect_str_eq(t.out_ifname, "");
 	cr_expect_not(t.has_peer);
-	cr_expect(steps_mention(&t, "no peer's allowed IPs"));
+	cr_expect(steps_mention(&t, "WireGuard drops it (no peer)"));
 	cr_expect_str_eq(t.peer_node, "n3");
+
+	/* the same through the kernel's route to the device (no pod program) */
+	cr_assert_eq(inspect_trace(&fx.s, ip("192.0.2.10"), ip("10.244.3.9"), &t), 0);
+	cr_expect_str_eq(t.program, "");
+	cr_expect_str_eq(t.verdict, "drop");
+	cr_expect(t.wg_drop);
+
+	/* a peer that holds it: no drop */
+	cr_assert_eq(inspect_trace(&fx.s, ip("10.244.1.2"), ip("10.244.2.9"), &t), 0);
+	cr_expect_str_eq(t.verdict, "redirect");
+	cr_expect_not(t.wg_drop);
 }
 
 Test(inspect, routes_agree_on_healthy_node, .init = setup)
