@@ -84,8 +84,15 @@ struct inspect_options {
 	const char *network;                 /* NULL: "twill" */
 };
 
-/* Never fails because a source is missing (the agent may be down); only -ENOMEM. */
+/*
+ * Never fails because a source is missing (the agent may be down): that is a health
+ * problem. Fails when it cannot look at all: the state folder is missing, not a folder
+ * or unreadable (-ENOENT, -ENOTDIR, -EACCES), pinned maps exist but bpf() refuses to
+ * open them (-EPERM, -EACCES: not root), or -ENOMEM.
+ */
 int inspect_collect(const struct inspect_options *opt, struct inspect_snapshot **out);
+/* 0 when the state folder (opt->state_dir or the default) can be read, else -errno. */
+int inspect_state_dir_check(const struct inspect_options *opt);
 void inspect_snapshot_free(struct inspect_snapshot *s);
 /* Re-reads only the per-CPU counters (for --watch). */
 int inspect_read_counters(const char *pin_dir, struct twill_counter counters[TWILL_R_MAX]);

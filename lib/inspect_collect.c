@@ -26,16 +26,22 @@
 #define INSPECT_DEFAULT_WG_DEVICE "twill0"
 #define INSPECT_DEFAULT_NETWORK "twill"
 
-static void collect_dataplane(struct inspect_snapshot *s, const char *pin_dir)
+/* 0 also when nothing is pinned (a health problem); -EPERM/-EACCES when we may not look. */
+static int collect_dataplane(struct inspect_snapshot *s, const char *pin_dir)
 {
 	struct datapath *dp = NULL;
 	bool services;
 	int ret;
 
 	ret = datapath_open_pinned(pin_dir, &dp);
+	if (ret == -EPERM || ret == -EACCES) {
+		log_err("inspect: cannot open the dataplane pinned in '%s': %s", pin_dir,
+			strerror(-ret));
+		return ret;
+	}
 	if (ret < 0) {
 		log_debug("inspect: no dataplane pinned in '%s': %s", pin_dir, strerror(-ret));
-		return;
+		return 0;
 	}
 	s->dp_loaded = true;
 	s->dp_services = datapath_services_active(dp, &services) == 0 ? services : -1;
@@ -51,6 +57,7 @@ static void collect_dataplane(struct inspect_snapshot *s, const char *pin_dir)
 	if (datapath_counters_read(dp, s->counters) == 0)
 		s->have_counters = true;
 	datapath_close(dp);
+	return 0;
 }
 
 int inspect_read_counters(const char *pin_dir, struct twill_counter counters[TWILL_R_MAX])
@@ -190,13 +197,34 @@ static int collect_ipam(struct inspect_snapshot *s, const char *state_dir)
 	return 0;
 }
 
+int inspect_state_dir_check(const struct inspect_options *opt)
+{
+	const char *state_dir = opt->state_dir ? opt->state_dir : TWILL_DEFAULT_STATE_DIR;
+	int fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		int ret = -errno;
+
+		log_debug("inspect: cannot read the state folder '%s': %s", state_dir,
+			  strerror(errno));
+		return ret;
+	}
+	close(fd);
+	return 0;
+}
+
 int inspect_collect(const struct inspect_options *opt, struct inspect_snapshot **out)
 {
-	struct inspect_snapshot *s = calloc(1, sizeof(*s));
+	struct inspect_snapshot *s = NULL;
 	const char *state_dir = opt->state_dir ? opt->state_dir : TWILL_DEFAULT_STATE_DIR;
 	const char *pin_dir, *wg_name;
 	int ret;
 
+	/* A state folder that is not there or not ours to read: nothing here to judge. */
+	ret = inspect_state_dir_check(opt);
+	if (ret < 0)
+		return ret;
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->now = (int64_t)time(NULL);
@@ -221,7 +249,9 @@ int inspect_collect(const struct inspect_options *opt, struct inspect_snapshot *
 	snprintf(s->wg_ifname, sizeof(s->wg_ifname), "%s", wg_name);
 	snprintf(s->pin_dir, sizeof(s->pin_dir), "%s", pin_dir);
 
-	collect_dataplane(s, pin_dir);
+	ret = collect_dataplane(s, pin_dir);
+	if (ret < 0)
+		goto cleanup;
 	collect_wg(s);
 	ret = collect_links(s);
 	if (ret < 0)

@@ -68,7 +68,8 @@ static const char usage_global[] =
 	"  -h, --help          this text; COMMAND --help explains every column\n"
 	"\n"
 	"Exit status: 0 healthy, 1 what is shown is unhealthy (or the packet is dropped),\n"
-	"2 usage error, 3 cannot run.\n";
+	"2 usage error, 3 cannot run: the state folder is missing, not a folder or not\n"
+	"readable, or pinned maps exist but may not be opened (not root), or out of memory.\n";
 
 static const char help_status[] =
 	"usage: twillctl status\n"
@@ -983,11 +984,31 @@ static int cmd_counters(struct ctl *ctl, const struct inspect_snapshot *s)
 
 /* ---- key ----------------------------------------------------------------- */
 
+/* Exit 3: says what could not be read and what to do about it. */
+static int cannot_run(const struct inspect_options *opt, int err)
+{
+	const char *dir = opt->state_dir ? opt->state_dir : TWILL_DEFAULT_STATE_DIR;
+
+	if (err == -ENOENT || err == -ENOTDIR)
+		fprintf(stderr, "twillctl: no state folder '%s' (%s): is Twill installed here, "
+			"or is --state-dir wrong?\n", dir, strerror(-err));
+	else if (err == -EACCES || err == -EPERM)
+		fprintf(stderr, "twillctl: not allowed to read the node (state folder '%s', pinned "
+			"maps): %s; run it as root\n", dir, strerror(-err));
+	else
+		fprintf(stderr, "twillctl: cannot read the node's state: %s\n", strerror(-err));
+	return EXIT_FAILURE_RUN;
+}
+
 static int cmd_key(struct ctl *ctl)
 {
 	uint8_t pub[WG_KEY_LEN];
 	char b64[WG_KEY_B64_LEN];
+	int ret;
 
+	ret = inspect_state_dir_check(&ctl->opt);
+	if (ret < 0)
+		return cannot_run(&ctl->opt, ret);
 	if (inspect_public_key(&ctl->opt, pub) < 0) {
 		fprintf(stderr, "twillctl: no public key: no key file in '%s' and no device\n",
 			ctl->opt.state_dir ? ctl->opt.state_dir : TWILL_DEFAULT_STATE_DIR);
@@ -1151,14 +1172,19 @@ int main(int argc, char **argv)
 		return usage_error("--watch and --count belong to counters");
 	}
 
+	if (!strcmp(cmd, "trace")) {
+		struct in_addr a;
+
+		for (size_t i = 0; i < 2; i++)
+			if (inet_pton(AF_INET, args[i], &a) != 1)
+				return usage_error("trace: '%s' is not an IPv4 address", args[i]);
+	}
 	if (!strcmp(cmd, "key"))
 		return cmd_key(&ctl);
 
 	ret = inspect_collect(&ctl.opt, &snap);
-	if (ret < 0) {
-		fprintf(stderr, "twillctl: cannot read the node's state: %s\n", strerror(-ret));
-		return EXIT_FAILURE_RUN;
-	}
+	if (ret < 0)
+		return cannot_run(&ctl.opt, ret);
 	if (!strcmp(cmd, "status"))
 		ret = cmd_status(&ctl, snap);
 	else if (!strcmp(cmd, "peers"))

@@ -3,8 +3,9 @@
 #
 # twillctl on a node where nothing runs (an empty namespace and a hand-written node
 # state): exit codes, --help for every command, the health verdict naming a failed
-# reconcile and a missing dataplane, --json that parses, and `key` printing the public
-# key derived from the key file, never the private key.
+# reconcile and a missing dataplane, --json that parses, `key` printing the public
+# key derived from the key file, never the private key, and exit 3 (cannot run) for a
+# missing or unreadable state folder and for pinned maps a non-root user may not open.
 set -euo pipefail
 
 SRC=${TWILL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -17,14 +18,18 @@ skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; [ -f "$WORK/out" ] && cat "$WORK/out" "$WORK/err"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (a network namespace)"
-for t in ip nsenter jq wg; do
+for t in ip nsenter jq wg setpriv; do
 	command -v "$t" > /dev/null || skip "$t is not installed"
 done
 [ -x "$CTL" ] || skip "twillctl is not built ($CTL)"
+HELPER=$BUILD/tests/integration/twill-dp-helper
+[ -x "$HELPER" ] || skip "twill-dp-helper is not built"
+PIN=/sys/fs/bpf/$NS-pins
 
 WORK=$(mktemp -d /tmp/ct-usage.XXXXXX)
 cleanup() {
 	ip netns del "$NS" 2> /dev/null || true
+	"$HELPER" unpin "$PIN" > /dev/null 2>&1 || true
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -124,4 +129,45 @@ done
 ctl status
 grep -qF "$PUB" "$WORK/out" || fail "status shows the public key from the key file"
 echo "ok: key prints the public key; the private key is never printed"
+
+# cannot run: 3, for every command, with the reason on stderr
+ctl_in() { # STATE-DIR PIN-DIR [setpriv...] -- ARGS...
+	local st=$1 pin=$2
+	shift 2
+	local as=()
+	while [ "$1" != -- ]; do as+=("$1"); shift; done
+	shift
+	RC=0
+	nsenter --net="/var/run/netns/$NS" -- "${as[@]}" "$CTL" --state-dir "$st" \
+		--bpf-pin-dir "$pin" "$@" > "$WORK/out" 2> "$WORK/err" || RC=$?
+}
+for c in status peers routes pods counters key "trace 10.244.7.5 10.244.9.9" "--json status"; do
+	# shellcheck disable=SC2086
+	ctl_in "$WORK/no-such-folder" "/sys/fs/bpf/$NS-none" -- $c
+	expect_rc 3 "twillctl $c without a state folder"
+	grep -qF "no state folder '$WORK/no-such-folder'" "$WORK/err" || fail "twillctl $c: exit 3 without the reason"
+done
+: > "$WORK/a-file"
+ctl_in "$WORK/a-file" "/sys/fs/bpf/$NS-none" -- status
+expect_rc 3 "status with a file for a state folder"
+echo "ok: a missing state folder, or a file in its place: exit 3 for every command"
+
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+for c in status key pods; do
+	ctl_in "$WORK/state" "/sys/fs/bpf/$NS-none" "${NOBODY[@]}" -- "$c"
+	expect_rc 3 "twillctl $c as nobody on a root-only (0700) state folder"
+	grep -qF "run it as root" "$WORK/err" || fail "twillctl $c as nobody: exit 3 without the reason"
+done
+# a state folder anyone may read, and a real dataplane pinned: the maps are root's
+mkdir -m 755 "$WORK/public" && chmod 711 "$WORK"
+"$HELPER" load "$PIN" > /dev/null 2>&1 || fail "twill-dp-helper cannot pin a dataplane at $PIN"
+ctl_in "$WORK/public" "$PIN" -- --json status
+expect_rc 1 "status as root with pins and no node.json"
+jq -e '.dataplane_loaded' "$WORK/out" > /dev/null || fail "root cannot open the pinned dataplane"
+for c in status counters; do
+	ctl_in "$WORK/public" "$PIN" "${NOBODY[@]}" -- "$c"
+	expect_rc 3 "twillctl $c as nobody with root's pinned maps"
+	grep -qF "run it as root" "$WORK/err" || fail "twillctl $c as nobody with pins: exit 3 without the reason"
+done
+echo "ok: not root: exit 3 (state folder or pinned maps), never a health verdict"
 echo PASS
