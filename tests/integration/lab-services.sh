@@ -42,7 +42,9 @@ WORK=$(mktemp -d /tmp/sv-services.XXXXXX)
 cleanup() {
 	local p
 	set +e
-	for p in "${BG[@]}"; do kill "$p" 2> /dev/null; done
+	# each server runs in a session of its own: kill the whole group (twill-lab, timeout
+	# and python), not only the shell that started it
+	for p in "${BG[@]}"; do kill -- "-$p" 2> /dev/null || kill "$p" 2> /dev/null; done
 	for p in "${BG[@]}"; do wait "$p" 2> /dev/null; done
 	if [ "${KEEP:-0}" != 1 ]; then
 		"$LAB_BIN" down --prefix "$P" > /dev/null 2>&1
@@ -67,8 +69,8 @@ LOCAL=$(ip_of n1-p2)    # backend on the client's node
 for b in n2-p1 n1-p2; do
 	mkdir -p "$WORK/www-$b"
 	echo "svc-ok $b" > "$WORK/www-$b/id"
-	lab exec "$b" -- timeout 120 /usr/bin/python3 -m http.server 8080 \
-		--directory "$WORK/www-$b" > "$WORK/http-$b.log" 2>&1 & BG+=($!)
+	setsid "$LAB_BIN" --prefix "$P" exec "$b" -- timeout 120 /usr/bin/python3 -m http.server 8080 \
+		--directory "$WORK/www-$b" > "$WORK/http-$b.log" 2>&1 < /dev/null & BG+=($!)
 done
 
 # kube-proxy's part, in n1's namespace: DNAT in prerouting (pod traffic) and output.
