@@ -249,7 +249,7 @@ N nodestate-port-range     "listenPort"                  'NODE_JQ ".listenPort =
 N nodestate-array          "not a JSON object"           'echo "[]" > "$ST/node.json"'
 K key-mode-0644            "has mode 0644"               'chmod 0644 "$ST/private.key"'
 K key-mode-0640            "has mode 0640"               'chmod 0640 "$ST/private.key"'
-K key-folder-0755          "key folder"                  'chmod 0755 "$ST"'
+K key-folder-other-owner   "is owned by uid 65534"       'chown 65534 "$ST"'
 K key-garbage              "does not hold one base64 WireGuard key" 'echo "not a key" > "$ST/private.key"'
 K key-short                "does not hold one base64 WireGuard key" 'echo "AAAA" > "$ST/private.key"'
 K key-empty                "does not hold one base64 WireGuard key" ': > "$ST/private.key"'
