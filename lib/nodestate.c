@@ -11,12 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "atomicfile.h"
 #include "cidr.h"
 #include "log.h"
 #include "nodestate.h"
+#include "statefile.h"
 
 #define NODESTATE_FILE "node.json"
 /* a few short fields: anything much larger is not ours */
@@ -29,8 +29,9 @@ int nodestate_write(const char *state_dir, const struct nodestate *ns)
 	json_t *root;
 	int ret;
 
-	if (snprintf(path, sizeof(path), "%s/" NODESTATE_FILE, state_dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
+	ret = statefile_path(state_dir, NODESTATE_FILE, path);
+	if (ret < 0)
+		return ret;
 	if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
 		ret = -errno;
 		log_err("node state: cannot create folder '%s': %s", state_dir, strerror(errno));
@@ -112,35 +113,18 @@ int nodestate_read(const char *state_dir, struct nodestate *out)
 {
 	char path[PATH_MAX], pod[32], cluster[32];
 	struct nodestate ns;
-	json_error_t jerr;
 	json_int_t mtu, port, last, last_rec = 0, pid = 0, started = 0;
 	json_t *root;
-	char *text;
-	size_t len;
 	int ret;
 
-	if (snprintf(path, sizeof(path), "%s/" NODESTATE_FILE, state_dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	ret = file_read_all(path, NODESTATE_FILE_MAX, &text, &len);
-	if (ret == -EINVAL || ret == -EFBIG || ret == -EAGAIN) {
-		log_err("node state '%s': not a regular file of at most %d bytes", path,
-			NODESTATE_FILE_MAX);
-		return -EINVAL;
-	}
+	ret = statefile_path(state_dir, NODESTATE_FILE, path);
 	if (ret < 0)
 		return ret;
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	free(text);
+	ret = statefile_read_json(path, NODESTATE_FILE_MAX, "node state", &root);
+	if (ret < 0)
+		return ret;
 	ret = -EINVAL;
-	if (!root) {
-		log_err("node state '%s': invalid JSON at line %d: %s", path, jerr.line, jerr.text);
-		return -EINVAL;
-	}
 	memset(&ns, 0, sizeof(ns));
-	if (!json_is_object(root)) {
-		log_err("node state '%s': not a JSON object", path);
-		goto cleanup;
-	}
 	if (copy_string(root, "nodeName", ns.node_name, sizeof(ns.node_name), path) < 0 ||
 	    copy_string(root, "podCIDR", pod, sizeof(pod), path) < 0 ||
 	    copy_string(root, "clusterCIDR", cluster, sizeof(cluster), path) < 0 ||
@@ -188,9 +172,5 @@ cleanup:
 
 int nodestate_remove(const char *state_dir)
 {
-	char path[PATH_MAX];
-
-	if (snprintf(path, sizeof(path), "%s/" NODESTATE_FILE, state_dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+	return statefile_remove(state_dir, NODESTATE_FILE);
 }

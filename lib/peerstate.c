@@ -11,12 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "atomicfile.h"
 #include "log.h"
 #include "peerstate.h"
+#include "statefile.h"
 #include "wgkey.h"
+
 #define PEERS_FILE "peers.json"
 /* about 150 bytes a peer: room for far more nodes than a cluster has */
 #define PEERS_FILE_MAX (32 * 1024 * 1024)
@@ -41,12 +42,12 @@ int peerstate_write(const char *state_dir, const struct rc_peer *peers, size_t n
 	char path[PATH_MAX], key[WG_KEY_B64_LEN];
 	json_t *root = NULL, *list = json_array();
 	char *text = NULL;
-	int ret = -ENOMEM;
+	int ret;
 
-	if (snprintf(path, sizeof(path), "%s/" PEERS_FILE, state_dir) >= (int)sizeof(path)) {
-		ret = -ENAMETOOLONG;
+	ret = statefile_path(state_dir, PEERS_FILE, path);
+	if (ret < 0)
 		goto cleanup;
-	}
+	ret = -ENOMEM;
 	if (!list)
 		goto cleanup;
 	for (size_t i = 0; i < n; i++) {
@@ -119,28 +120,17 @@ static int cmp_peer_key(const void *a, const void *b)
 int peerstate_read(const char *state_dir, struct rc_peer **out, size_t *n)
 {
 	struct rc_peer *peers = NULL;
-	char path[PATH_MAX], *text;
-	json_error_t jerr;
+	char path[PATH_MAX];
 	json_t *root, *list;
-	size_t len, count;
+	size_t count;
 	int ret;
 
-	if (snprintf(path, sizeof(path), "%s/" PEERS_FILE, state_dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	ret = file_read_all(path, PEERS_FILE_MAX, &text, &len);
-	if (ret == -EINVAL || ret == -EFBIG || ret == -EAGAIN) {
-		log_err("peer state '%s': not a regular file of at most %d bytes", path,
-			PEERS_FILE_MAX);
-		return -EINVAL;
-	}
+	ret = statefile_path(state_dir, PEERS_FILE, path);
 	if (ret < 0)
 		return ret;
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	free(text);
-	if (!root) {
-		log_err("peer state '%s': invalid JSON at line %d: %s", path, jerr.line, jerr.text);
-		return -EINVAL;
-	}
+	ret = statefile_read_json(path, PEERS_FILE_MAX, "peer state", &root);
+	if (ret < 0)
+		return ret;
 	ret = -EINVAL;
 	list = json_object_get(root, "peers");
 	if (!json_is_array(list)) {
@@ -175,9 +165,5 @@ cleanup:
 
 int peerstate_remove(const char *state_dir)
 {
-	char path[PATH_MAX];
-
-	if (snprintf(path, sizeof(path), "%s/" PEERS_FILE, state_dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+	return statefile_remove(state_dir, PEERS_FILE);
 }
