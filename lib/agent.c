@@ -1441,8 +1441,9 @@ int agent_cleanup(const struct agent_config *cfg)
 	if (ret < 0 && ret != -ENOENT)
 		first = first ? first : ret;
 	ret = nodestate_remove(cfg->state_dir);
-	if (ret == 0)
-		ret = peerstate_remove(cfg->state_dir);
+	if (ret < 0)
+		first = first ? first : ret;
+	ret = peerstate_remove(cfg->state_dir);
 	if (ret < 0)
 		first = first ? first : ret;
 	log_info("cleanup: done (the private key in '%s' is kept)", cfg->state_dir);
