@@ -669,7 +669,6 @@ cleanup:
 	return r;
 }
 
-/* "/proc/sys/net/..." as is, "net/ipv4/..." under /proc/sys, "net.ipv4.ip_forward" dotted. */
 int nl_neigh_get(int ifindex, struct in_addr ip, uint8_t mac[6], bool *permanent)
 {
 	struct nl_cache *cache = NULL;
@@ -705,6 +704,7 @@ cleanup:
 	return r;
 }
 
+/* "/proc/sys/net/..." as is, "net/ipv4/..." under /proc/sys, "net.ipv4.ip_forward" dotted. */
 static int sysctl_path(const char *key, char *buf, size_t len)
 {
 	size_t n;
