@@ -59,6 +59,14 @@ void cni_host_veth_name(const char *container_id, const char *ifname, char out[I
 		 (unsigned long long)(h & 0xfffffffffffffull));
 }
 
+bool cni_host_veth_kernel_path(int ifindex)
+{
+	char alias[HOST_VETH_ALIAS_SIZE];
+
+	return nl_link_get_alias(ifindex, alias, sizeof(alias)) == 0 &&
+	       strstr(alias, " " CNI_HOST_VETH_KERNEL_PATH " ");
+}
+
 static bool is_host_veth_name(const char *name)
 {
 	if (strncmp(name, CNI_HOST_VETH_PREFIX, 2) != 0 || strlen(name) != 15)
@@ -808,14 +816,6 @@ static int check_host_route(struct in_addr addr, const struct nl_link_info *host
 	return r;
 }
 
-static bool host_veth_kernel_path(const struct nl_link_info *host)
-{
-	char alias[HOST_VETH_ALIAS_SIZE];
-
-	return nl_link_get_alias(host->ifindex, alias, sizeof(alias)) == 0 &&
-	       strstr(alias, " " CNI_HOST_VETH_KERNEL_PATH " ");
-}
-
 static int check_dataplane(const struct cni_config *cfg, struct in_addr addr,
 			   const struct nl_link_info *host, struct cni_error *err)
 {
@@ -833,7 +833,7 @@ static int check_dataplane(const struct cni_config *cfg, struct in_addr addr,
 	if (!dp)
 		return 0;
 	r = datapath_endpoint_lookup(dp, addr.s_addr, &val);
-	if (host_veth_kernel_path(host)) {
+	if (cni_host_veth_kernel_path(host->ifindex)) {
 		/* ADD left it to the kernel (bandwidth limits): an endpoint would bypass them */
 		r = r == 0 ? check_fail(err, "BPF endpoint of %s is present, but host veth '%s' "
 					"takes the kernel path (bandwidth limits)",

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <net/if.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cni_result.h"
@@ -38,5 +39,7 @@ int cni_plugin_run(const struct cni_request *req, json_t **result, struct cni_er
 
 /* "tw" + 13 hex digits of FNV-1a 64 over container id and ifname. */
 void cni_host_veth_name(const char *container_id, const char *ifname, char out[IF_NAMESIZE]);
+/* The host veth's alias carries CNI_HOST_VETH_KERNEL_PATH: no BPF for its pod. */
+bool cni_host_veth_kernel_path(int ifindex);
 
 #endif

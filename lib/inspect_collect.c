@@ -142,13 +142,8 @@ static int collect_links(struct inspect_snapshot *s)
 		if (datapath_query_attached(l->info.ifindex, true, l->prog_egress,
 					    sizeof(l->prog_egress)) < 0)
 			l->prog_egress[0] = '\0';
-		if (!strncmp(l->info.name, CNI_HOST_VETH_PREFIX, strlen(CNI_HOST_VETH_PREFIX))) {
-			char alias[256];
-
-			l->kernel_path = nl_link_get_alias(l->info.ifindex, alias,
-							   sizeof(alias)) == 0 &&
-					 strstr(alias, " " CNI_HOST_VETH_KERNEL_PATH " ");
-		}
+		if (!strncmp(l->info.name, CNI_HOST_VETH_PREFIX, strlen(CNI_HOST_VETH_PREFIX)))
+			l->kernel_path = cni_host_veth_kernel_path(l->info.ifindex);
 	}
 	s->n_links = n;
 	free(links);
