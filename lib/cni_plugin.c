@@ -585,9 +585,9 @@ static int del_lookup(const struct cni_request *req, const struct cni_config *cf
 		log_info("DEL %s %s: %s: releasing from the store as it is", req->container_id,
 			 req->ifname, scratch.msg);
 	if (np.pod_cidr[0]) {
-		r = ipam_open(cfg->state_dir, cfg->name, np.pod_cidr, store);
+		r = open_store(cfg, &np, store, err);
 		if (r < 0)
-			return ipam_fail(err, cfg, "open", r);
+			return r;
 		r = ipam_find(*store, req->container_id, req->ifname, addr);
 		if (r != -EEXIST)
 			goto done;
