@@ -746,18 +746,17 @@ static int cmd_pods(struct ctl *ctl, const struct inspect_snapshot *s)
 
 /* ---- trace --------------------------------------------------------------- */
 
-static int cmd_trace(struct ctl *ctl, const struct inspect_snapshot *s, const char *src,
-		     const char *dst)
+/* The addresses were checked by main, before anything was read. */
+static int cmd_trace(struct ctl *ctl, const struct inspect_snapshot *s, struct in_addr a,
+		     struct in_addr b)
 {
-	struct in_addr a, b;
 	struct inspect_trace t;
 	char m[32], ep[64], key[WG_KEY_B64_LEN] = "", verdict[160];
+	char src[INET_ADDRSTRLEN], dst[INET_ADDRSTRLEN];
 	bool dropped;
 
-	if (inet_pton(AF_INET, src, &a) != 1 || inet_pton(AF_INET, dst, &b) != 1) {
-		fprintf(stderr, "twillctl: trace: '%s' and '%s' must be IPv4 addresses\n", src, dst);
-		return EXIT_USAGE;
-	}
+	ip_str(a, src, sizeof(src));
+	ip_str(b, dst, sizeof(dst));
 	inspect_trace(s, a, b, &t);
 	dropped = !strcmp(t.verdict, "drop");
 	if (t.has_peer)
@@ -785,10 +784,9 @@ static int cmd_trace(struct ctl *ctl, const struct inspect_snapshot *s, const ch
 
 	if (ctl->json) {
 		json_t *j = json_object(), *steps = json_array();
-		char sa[INET_ADDRSTRLEN], da[INET_ADDRSTRLEN];
 
-		json_object_set_new(j, "src", json_string(ip_str(a, sa, sizeof(sa))));
-		json_object_set_new(j, "dst", json_string(ip_str(b, da, sizeof(da))));
+		json_object_set_new(j, "src", json_string(src));
+		json_object_set_new(j, "dst", json_string(dst));
 		json_object_set_new(j, "src_kind", json_string(inspect_addr_kind_name(t.src_kind)));
 		json_object_set_new(j, "dst_kind", json_string(inspect_addr_kind_name(t.dst_kind)));
 		json_object_set_new(j, "program", json_str_or_null(t.program));
@@ -1068,6 +1066,7 @@ int main(int argc, char **argv)
 	struct ctl ctl = { .watch_secs = 1, .count = -1 };
 	struct inspect_snapshot *snap = NULL;
 	const char *cmd = NULL, *args[4] = { NULL };
+	struct in_addr trace_addr[2] = { 0 };
 	size_t nargs = 0, ci;
 	bool help = false, watch_secs_given = false;
 	unsigned long v;
@@ -1173,10 +1172,8 @@ int main(int argc, char **argv)
 	}
 
 	if (!strcmp(cmd, "trace")) {
-		struct in_addr a;
-
 		for (size_t i = 0; i < 2; i++)
-			if (inet_pton(AF_INET, args[i], &a) != 1)
+			if (inet_pton(AF_INET, args[i], &trace_addr[i]) != 1)
 				return usage_error("trace: '%s' is not an IPv4 address", args[i]);
 	}
 	if (!strcmp(cmd, "key"))
@@ -1194,7 +1191,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "pods"))
 		ret = cmd_pods(&ctl, snap);
 	else if (!strcmp(cmd, "trace"))
-		ret = cmd_trace(&ctl, snap, args[0], args[1]);
+		ret = cmd_trace(&ctl, snap, trace_addr[0], trace_addr[1]);
 	else
 		ret = cmd_counters(&ctl, snap);
 	inspect_snapshot_free(snap);
