@@ -605,7 +605,6 @@ int inspect_peers(const struct inspect_snapshot *s, struct inspect_peer_row **ou
 	for (size_t i = 0; i < n; i++) {
 		const struct wg_peer *p = &s->wg->peers[i];
 		struct inspect_peer_row *r = &rows[i];
-
 		int64_t since = peer_configured_since(s, p);
 
 		r->peer = p;
@@ -616,7 +615,8 @@ int inspect_peers(const struct inspect_snapshot *s, struct inspect_peer_row **ou
 		if (p->last_handshake_sec <= 0) {
 			/*
 			 * WireGuard shakes hands on the first packet: an idle peer of a fresh
-			 * node has none yet and is not broken. Unknown age: stale, as before.
+			 * node has none yet and is not broken. Unknown age: stale, since
+			 * nothing says the peer is new.
 			 */
 			r->handshake_age = -1;
 			r->stale = r->configured_age < 0 ||
