@@ -511,6 +511,16 @@ static void mark_attached(struct agent *a, int ifindex, bool egress)
  * the default routes: pod traffic the stack routes out (no peer for it, strict mode
  * off, a route a user added) must not leave in plaintext through an uplink no peer uses.
  */
+static void guard_add(int *v, size_t *n, int ifx, int wg_ifindex)
+{
+	if (ifx <= 0 || ifx == wg_ifindex)
+		return;
+	for (size_t k = 0; k < *n; k++)
+		if (v[k] == ifx)
+			return;
+	v[(*n)++] = ifx;
+}
+
 static int guard_ifindexes(const struct mtu_result *underlay, int wg_ifindex, int **out,
 			   size_t *count)
 {
@@ -526,19 +536,11 @@ static int guard_ifindexes(const struct mtu_result *underlay, int wg_ifindex, in
 		free(routes);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < underlay->n_ifindexes + n_routes; i++) {
-		int ifx = i < underlay->n_ifindexes ? underlay->ifindexes[i] :
-			  routes[i - underlay->n_ifindexes].dst_len == 0 ?
-			  routes[i - underlay->n_ifindexes].ifindex : 0;
-		size_t k;
-
-		if (ifx <= 0 || ifx == wg_ifindex)
-			continue;
-		for (k = 0; k < n && v[k] != ifx; k++)
-			;
-		if (k == n)
-			v[n++] = ifx;
-	}
+	for (size_t i = 0; i < underlay->n_ifindexes; i++)
+		guard_add(v, &n, underlay->ifindexes[i], wg_ifindex);
+	for (size_t i = 0; i < n_routes; i++)
+		if (routes[i].dst_len == 0)
+			guard_add(v, &n, routes[i].ifindex, wg_ifindex);
 	free(routes);
 	*out = v;
 	*count = n;
