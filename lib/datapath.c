@@ -620,17 +620,25 @@ int datapath_query_attached(int ifindex, bool egress, char *prog_name, size_t le
 	return 0;
 }
 
-static int map_update(struct datapath *dp, int map, const void *key, const void *value)
+/* With BPF_NOEXIST, -EEXIST answers the caller's question and is not logged. */
+static int map_update_flags(struct datapath *dp, int map, const void *key, const void *value,
+			    __u64 flags)
 {
 	if (!dp || !key || !value)
 		return -EINVAL;
-	if (bpf_map_update_elem(dp->map_fd[map], key, value, BPF_ANY) < 0) {
+	if (bpf_map_update_elem(dp->map_fd[map], key, value, flags) < 0) {
 		int err = -errno;
 
-		log_err("cannot update BPF map '%s': %s", map_names[map], strerror(errno));
+		if (err != -EEXIST || flags != BPF_NOEXIST)
+			log_err("cannot update BPF map '%s': %s", map_names[map], strerror(-err));
 		return err;
 	}
 	return 0;
+}
+
+static int map_update(struct datapath *dp, int map, const void *key, const void *value)
+{
+	return map_update_flags(dp, map, key, value, BPF_ANY);
 }
 
 static int map_delete(struct datapath *dp, int map, const void *key)
@@ -741,6 +749,7 @@ int datapath_route_set(struct datapath *dp, const struct twill_route_key *key,
 {
 	struct twill_route_value v, old;
 	struct twill_route_key k;
+	int ret;
 
 	if (!key || key->prefixlen > 32) {
 		log_err("route prefix length %u is not 0..32", key ? key->prefixlen : 0);
@@ -761,14 +770,9 @@ int datapath_route_set(struct datapath *dp, const struct twill_route_key *key,
 	 */
 	v = *value;
 	v.since = (__u32)time(NULL);
-	if (bpf_map_update_elem(dp->map_fd[DP_MAP_ROUTES], &k, &v, BPF_NOEXIST) == 0)
-		return 0;
-	if (errno != EEXIST) {
-		int err = -errno;
-
-		log_err("cannot update BPF map '%s': %s", map_names[DP_MAP_ROUTES], strerror(errno));
-		return err;
-	}
+	ret = map_update_flags(dp, DP_MAP_ROUTES, &k, &v, BPF_NOEXIST);
+	if (ret != -EEXIST)
+		return ret;
 	/* the exact key exists, so the longest prefix match for it is that entry */
 	if (map_lookup(dp, DP_MAP_ROUTES, &k, &old) == 0 && old.since)
 		v.since = old.since;
