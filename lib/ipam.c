@@ -581,16 +581,15 @@ static int handle_new(const char *state_dir, const char *network, const char *po
 		r = -ENOMEM;
 		goto cleanup;
 	}
-	r = 0;
 	if (create) {
 		r = mkdir_one(state_dir);
 		if (r == 0)
 			r = mkdir_one(ipam_root);
 		if (r == 0)
 			r = mkdir_one(ipam->dir);
+		if (r < 0)
+			goto cleanup;
 	}
-	if (r < 0)
-		goto cleanup;
 	ipam->dir_fd = open(ipam->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ipam->dir_fd < 0) {
 		r = -errno;
