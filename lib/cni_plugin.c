@@ -211,8 +211,9 @@ static int ipam_fail(struct cni_error *err, const struct cni_config *cfg, const 
 {
 	if (r == -ETIMEDOUT)
 		cni_error_set(err, CNI_ERR_TRY_AGAIN,
-			      "IPAM lock '%s/ipam/%s/lock' is held by another process (waited 10 s to "
-			      "%s): try again", cfg->state_dir, cfg->name, what);
+			      "IPAM lock '%s/ipam/%s/lock' is held by another process (waited %u s "
+			      "to %s): try again", cfg->state_dir, cfg->name,
+			      IPAM_LOCK_WAIT_MS / 1000, what);
 	else if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EBUSY || r == -EINTR)
 		cni_error_set(err, CNI_ERR_TRY_AGAIN, "IPAM store '%s/ipam/%s' is busy (%s): try again",
 			      cfg->state_dir, cfg->name, what);

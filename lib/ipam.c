@@ -45,8 +45,6 @@
 #define IPAM_STORE_MAX_BYTES (1024 * 1024)
 #define IPAM_NETWORK_NAME_MAX 128
 #define IPAM_CIDR_MAX 32
-/* kubelet gives a CNI call minutes; a lock held longer than this is a stuck process */
-#define IPAM_LOCK_WAIT_MS 10000u
 
 struct ipam {
 	char *dir;

@@ -13,10 +13,13 @@
  * -EBADMSG the store file is corrupt (it is left untouched), -EEXIST the store was made
  * for another pod CIDR than the one given to ipam_open; a full disk is -EIO (the store
  * is then left as it was); -ETIMEDOUT another process held the lock for the whole wait
- * (10 s unless ipam_set_lock_wait says otherwise). A handle must not be used
- * across fork(): the lock is per open file.
+ * (IPAM_LOCK_WAIT_MS unless ipam_set_lock_wait says otherwise). A handle must not be
+ * used across fork(): the lock is per open file.
  */
 struct ipam;
+
+/* kubelet gives a CNI call minutes; a lock held longer than this is a stuck process */
+#define IPAM_LOCK_WAIT_MS 10000u
 
 struct ipam_allocation {
 	struct in_addr addr;
