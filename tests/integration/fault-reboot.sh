@@ -7,14 +7,6 @@
 # with an empty cni.dev/valid-attachments, as a runtime sends after a reboot, and the
 # whole /24 is usable again.
 set -euo pipefail
-# CI installs every tool (scripts/install-deps) and builds everything: a missing one there
-# is a regression, not a reason to skip
-if [ "$(id -u)" -eq 0 ]; then
-  [ -x "${TWILL_BUILD_DIR:?}/cni/twill" ] || { echo "FAIL: the CNI plugin is not built"; exit 1; }
-  for c in ip nsenter jq python3 timeout; do
-    command -v "$c" >/dev/null || { echo "FAIL: $c is missing (scripts/install-deps installs it)"; exit 1; }
-  done
-fi
 FL_TEST=boot
 . "$(dirname "$0")/fault-lib.sh"
 N=${FL_REBOOT_PODS:-16}
@@ -26,7 +18,6 @@ hl_net="$FL_TAG-hl"
 hl_prefix="10.$((150 + ($$ + 1) % 100)).$(( ($$ / 100 + 1) % 250 ))"
 hl_conf=$(printf '{"cniVersion":"1.0.0","name":"%s","type":"ptp","ipam":{"type":"host-local","subnet":"%s.0/24","dataDir":"%s/host-local"}}' \
   "$hl_net" "$hl_prefix" "$FL_STATE")
-have_hl=yes
 [ -x "$CNI_BIN/ptp" ] && [ -x "$CNI_BIN/host-local" ] ||
   fl_fail "Debian's ptp and host-local are missing from $CNI_BIN (containernetworking-plugins, scripts/install-deps)"
 
@@ -38,13 +29,11 @@ hl_run() {   # hl_run VERB ID NETNS-NAME IFNAME
 twill_allocs() { jq '.allocations | length' "$FL_STATE/ipam/$FL_NET/store.json"; }
 hl_reserved() { find "$FL_STATE/host-local/$hl_net" -maxdepth 1 -name '[0-9]*' 2>/dev/null | wc -l; }
 
-fl_log "boot 1: $N pods with twill${have_hl/yes/ and $N with ptp + host-local}"
+fl_log "boot 1: $N pods with twill and $N with ptp + host-local"
 for i in $(seq 1 "$N"); do
   ip netns add "$(fl_pod "$i")"
   echo "$conf" | fl_run ADD "pod$i-$$" "$(fl_pod "$i")" eth0 >/dev/null || fl_fail "twill ADD $i failed"
-  if [ "$have_hl" = yes ]; then
-    hl_run ADD "pod$i-$$" "$(fl_pod "$i")" net1 >/dev/null || fl_fail "ptp ADD $i failed"
-  fi
+  hl_run ADD "pod$i-$$" "$(fl_pod "$i")" net1 >/dev/null || fl_fail "ptp ADD $i failed"
 done
 [ "$(twill_allocs)" -eq "$N" ] || fl_fail "twill holds $(twill_allocs) allocations, expected $N"
 echo "twill: $(twill_allocs) addresses allocated; host veths: $(ip -n "$FL_HOST" -o link show type veth | wc -l)"
@@ -56,13 +45,9 @@ fl_host_setup
 [ "$(ip -n "$FL_HOST" -o link show type veth | wc -l)" -eq 0 ] || fl_fail "veths survived the reboot"
 
 fl_log "boot 2"
-if [ "$have_hl" = yes ]; then
-  leaked=$(hl_reserved)
-  echo "host-local: $leaked of $N addresses still reserved in $FL_STATE/host-local/$hl_net for pods that no longer exist: LEAKED (ptp/host-local 1.1.1 have no GC)"
-  [ "$leaked" -eq "$N" ] || fl_fail "expected host-local to keep its $N reservations, it kept $leaked (the contrast is wrong)"
-else
-  echo "host-local: not installed, no contrast shown"
-fi
+leaked=$(hl_reserved)
+echo "host-local: $leaked of $N addresses still reserved in $FL_STATE/host-local/$hl_net for pods that no longer exist: LEAKED (ptp/host-local 1.1.1 have no GC)"
+[ "$leaked" -eq "$N" ] || fl_fail "expected host-local to keep its $N reservations, it kept $leaked (the contrast is wrong)"
 before=$(twill_allocs)
 echo "twill: $before addresses held before GC"
 [ "$before" -eq "$N" ] || fl_fail "twill lost allocations across the reboot before any GC ($before of $N)"
@@ -90,10 +75,9 @@ done
 
 # --- a runtime that never sends GC: the agent's boot-time check --------------------------
 TWILLD=$TWILL_BUILD_DIR/tools/twilld
-if [ ! -x "$TWILLD" ] || ! command -v wireguard-go >/dev/null || [ ! -e /dev/net/tun ]; then
-  echo "boot-time check: twilld or wireguard-go missing, not shown"
-  echo "PASS"; exit 0
-fi
+[ -x "$TWILLD" ] || fl_fail "twilld is not built: the boot-time check cannot run"
+command -v wireguard-go >/dev/null || fl_fail "wireguard-go is missing (scripts/install-deps installs it)"
+[ -e /dev/net/tun ] || fl_skip "no /dev/net/tun for wireguard-go: everything but the agent's boot-time check passed"
 WG=flb$$-wg
 agent_args=(--node n1 --state-dir "$FL_STATE" --cni-conf-dir "$FL_STATE/net.d" --bpf-pin-dir "/sys/fs/bpf/fl-boot-$$"
   --wg-device "$WG" --wg-backend userspace --no-bpf --cluster-cidr 10.0.0.0/8 --log-file "$FL_STATE/twilld.log")
