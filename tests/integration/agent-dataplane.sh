@@ -18,6 +18,7 @@ WG=$T-wg
 PINS=/sys/fs/bpf/$T
 WORK=""
 agent_pid=""
+tcpdump_pid=""
 fail() {
 	echo "FAIL: $*"
 	[ -z "$WORK" ] || tail -n 20 "$WORK/twilld.log" 2> /dev/null
@@ -40,6 +41,7 @@ stop_agent() {
 }
 cleanup() {
 	set +e
+	[ -z "$tcpdump_pid" ] || kill "$tcpdump_pid" 2> /dev/null
 	stop_agent
 	in_n "$TWILLD" cleanup --state-dir "$ST" --cni-conf-dir "$NETD" --bpf-pin-dir "$PINS" \
 		--wg-device "$WG" --wg-backend userspace > /dev/null 2>&1
@@ -122,6 +124,7 @@ in_n ping -n -c 3 -i 0.2 -W 1 -I 10.244.1.1 10.244.9.9 > /dev/null 2>&1 || true
 in_n ping -n -c 1 -W 1 -I 203.0.113.1 203.0.113.254 > /dev/null || fail "the node's own traffic on eth0 is blocked"
 sleep 0.5
 kill "$tcpdump_pid"; wait "$tcpdump_pid" 2> /dev/null || true
+tcpdump_pid=""
 seen=$(tcpdump -nr "$WORK/up0.pcap" 2> /dev/null | wc -l)
 [ "$seen" -eq 0 ] || fail "$seen pod-range packets left through eth0 in plaintext"
 ip -n "$N" route del 10.244.9.0/24
