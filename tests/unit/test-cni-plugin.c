@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cni_plugin.h"
 #include "ipam.h"
@@ -274,7 +275,7 @@ static bool allocated(const char *net, const char *cidr, const char *id)
 /* DEL releases the address whatever pod CIDR (if any) the config or node state gives. */
 Test(cni_plugin, del_releases_from_the_store_as_it_is, .init = dir_make, .fini = dir_remove)
 {
-	char conf[512];
+	char conf[512], path[128];
 	struct cni_error err;
 	json_t *out = NULL;
 
@@ -293,6 +294,8 @@ Test(cni_plugin, del_releases_from_the_store_as_it_is, .init = dir_make, .fini =
 	conf_for(conf, sizeof(conf), "never", "");
 	cr_assert_eq(run("DEL", "x", NULL, "eth0", conf, &out, &err), 0, "%s", err.msg);
 	cr_assert_eq(run("DEL", "x", NULL, "eth0", conf, &out, &err), 0, "%s", err.msg);
+	snprintf(path, sizeof(path), "%s/ipam/never", dir);
+	cr_assert_eq(access(path, F_OK), -1, "DEL made a store folder for a network it never saw");
 }
 
 Test(cni_plugin, del_reports_a_corrupt_store_and_leaves_it, .init = dir_make,
