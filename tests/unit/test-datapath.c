@@ -70,7 +70,6 @@ static void teardown(void)
 	datapath_unpin(noct_dir);
 }
 
-
 /* Cluster 10.244.0.0/16, this node 10.244.1.0/24, one local pod, one remote /24. */
 static void fill_maps(__u32 strict)
 {
