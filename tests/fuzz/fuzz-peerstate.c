@@ -7,46 +7,19 @@
  * terminated names and an endpoint of a known family, and write back and read again
  * to the same peers.
  */
-#include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
+#include "fuzz-statedir.h"
 #include "log.h"
 #include "peerstate.h"
-
-static char dir[64];
-static char file[96];
-
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz-peerstate: broken promise: %s\n", what);
-		abort();
-	}
-}
-
-static void remove_dir(void)
-{
-	unlink(file);
-	rmdir(dir);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	log_set_stderr(0);
-	strcpy(dir, "/dev/shm/ip-fuzz-peerstate-XXXXXX");
-	if (!mkdtemp(dir)) {
-		strcpy(dir, "/tmp/ip-fuzz-peerstate-XXXXXX");
-		check(mkdtemp(dir) != NULL, "cannot make a folder");
-	}
-	snprintf(file, sizeof(file), "%s/peers.json", dir);
-	atexit(remove_dir);
+	fuzz_statedir_init("fuzz-peerstate", "peers.json");
 	return 0;
 }
 
@@ -54,13 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct rc_peer *peers = NULL, *again = NULL;
 	size_t n = 0, m = 0;
-	int fd, r;
+	int r;
 
-	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	check(fd >= 0, "cannot write peers.json");
-	check(size == 0 || write(fd, data, size) == (ssize_t)size, "short write");
-	close(fd);
-	r = peerstate_read(dir, &peers, &n);
+	fuzz_statedir_write(data, size);
+	r = peerstate_read(fuzz_dir, &peers, &n);
 	check(r <= 0, "positive return");
 	if (r == 0) {
 		for (size_t i = 0; i < n; i++) {
@@ -73,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					       sizeof(peers[i].public_key)) < 0,
 			      "peers not sorted by key, or a key twice");
 		}
-		check(peerstate_write(dir, peers, n) == 0, "cannot write back what was read");
-		check(peerstate_read(dir, &again, &m) == 0 && m == n, "written back, read differently");
+		check(peerstate_write(fuzz_dir, peers, n) == 0, "cannot write back what was read");
+		check(peerstate_read(fuzz_dir, &again, &m) == 0 && m == n, "written back, read differently");
 		for (size_t i = 0; i < n; i++)
 			check(memcmp(peers[i].public_key, again[i].public_key,
 				     sizeof(peers[i].public_key)) == 0 &&
@@ -83,6 +53,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(again);
 	}
 	free(peers);
-	unlink(file);
+	unlink(fuzz_file);
 	return 0;
 }
